@@ -1,0 +1,1 @@
+//! China AQI (HJ 633-2012); filled in below.
