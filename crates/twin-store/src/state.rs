@@ -1,0 +1,158 @@
+//! The in-memory view of the latest state, with the indexes queries use: entities in id order, a type
+//! index and an R-tree over geometry envelopes. Only the committer mutates it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rstar::{AABB, RTree, RTreeObject};
+use twin_model::{BoundingBox, EdgeId, Entity, EntityId, EntityStatic, TypeName};
+
+/// An entity's envelope in the spatial index.
+#[derive(Debug, Clone, PartialEq)]
+struct SpatialItem {
+    id: EntityId,
+    envelope: AABB<[f64; 2]>,
+}
+
+impl RTreeObject for SpatialItem {
+    type Envelope = AABB<[f64; 2]>;
+    fn envelope(&self) -> Self::Envelope {
+        self.envelope
+    }
+}
+
+fn aabb(b: &BoundingBox) -> AABB<[f64; 2]> {
+    AABB::from_corners([b.min_lon, b.min_lat], [b.max_lon, b.max_lat])
+}
+
+/// The latest state of every entity, and the edges' applied sequence numbers.
+#[derive(Debug, Default)]
+pub struct State {
+    entities: BTreeMap<EntityId, Entity>,
+    by_type: HashMap<TypeName, BTreeSet<EntityId>>,
+    spatial: RTree<SpatialItem>,
+    edges: HashMap<EdgeId, u64>,
+    /// The highest revision applied.
+    pub revision: u64,
+}
+
+impl State {
+    /// Builds the state (and its indexes, in bulk) from recovered entities.
+    pub fn from_parts(entities: BTreeMap<EntityId, Entity>, edges: HashMap<EdgeId, u64>, revision: u64) -> Self {
+        let mut by_type: HashMap<TypeName, BTreeSet<EntityId>> = HashMap::new();
+        let mut items = Vec::new();
+        for e in entities.values() {
+            by_type.entry(e.header.entity_type.clone()).or_default().insert(e.header.id.clone());
+            if let Some(g) = &e.header.geometry {
+                items.push(SpatialItem { id: e.header.id.clone(), envelope: aabb(&g.envelope()) });
+            }
+        }
+        State { entities, by_type, spatial: RTree::bulk_load(items), edges, revision }
+    }
+
+    /// The entity with this id.
+    pub fn get(&self, id: &str) -> Option<&Entity> {
+        self.entities.get(id)
+    }
+
+    /// The entity with this id, to change its attributes. Changing the header through it would leave the
+    /// indexes stale: use [`State::put_header`].
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Entity> {
+        self.entities.get_mut(id)
+    }
+
+    /// Creates the entity or replaces its static part, keeping the indexes right.
+    pub fn put_header(&mut self, header: EntityStatic, revision: u64) {
+        let id = header.id.clone();
+        let new_envelope = header.geometry.as_ref().map(|g| aabb(&g.envelope()));
+        match self.entities.get_mut(&id) {
+            Some(e) => {
+                if let Some(g) = &e.header.geometry {
+                    self.spatial.remove(&SpatialItem { id: id.clone(), envelope: aabb(&g.envelope()) });
+                }
+                e.header = header;
+                e.revision = revision;
+            }
+            None => {
+                self.by_type.entry(header.entity_type.clone()).or_default().insert(id.clone());
+                let mut e = Entity::new(header);
+                e.revision = revision;
+                self.entities.insert(id.clone(), e);
+            }
+        }
+        if let Some(envelope) = new_envelope {
+            self.spatial.insert(SpatialItem { id, envelope });
+        }
+    }
+
+    /// Entities in id order from `start` (inclusive).
+    pub fn range_from<'a>(&'a self, start: &str) -> impl Iterator<Item = &'a Entity> + 'a {
+        use std::ops::Bound;
+        self.entities.range::<str, _>((Bound::Included(start), Bound::Unbounded)).map(|(_, e)| e)
+    }
+
+    /// Ids of one type in id order, after `after` (exclusive) when given.
+    pub fn ids_of_type<'a>(&'a self, t: &str, after: Option<&'a str>) -> impl Iterator<Item = &'a EntityId> + 'a {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.by_type.get(t).into_iter().flat_map(move |ids| ids.range::<str, _>((lower, Bound::Unbounded)))
+    }
+
+    /// Ids whose envelope intersects `b`, in no particular order.
+    pub fn ids_in_box<'a>(&'a self, b: &BoundingBox) -> impl Iterator<Item = &'a EntityId> + 'a {
+        self.spatial.locate_in_envelope_intersecting(&aabb(b)).map(|item| &item.id)
+    }
+
+    /// How many entities there are.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Whether there is no entity.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// The highest applied batch sequence number of an edge (0 if none).
+    pub fn edge_seq(&self, edge: &str) -> u64 {
+        self.edges.get(edge).copied().unwrap_or(0)
+    }
+
+    /// Records an edge's applied sequence number.
+    pub fn set_edge_seq(&mut self, edge: EdgeId, seq: u64) {
+        self.edges.insert(edge, seq);
+    }
+
+    /// Every entity, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entity> {
+        self.entities.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twin_model::Geometry;
+
+    fn header(id: &str, t: &str, lon: f64, lat: f64) -> EntityStatic {
+        EntityStatic {
+            id: EntityId::new(id).unwrap(),
+            entity_type: TypeName::new(t).unwrap(),
+            geometry: Some(Geometry::point(lon, lat)),
+            relationships: Default::default(),
+        }
+    }
+
+    #[test]
+    fn moving_an_entity_updates_the_spatial_index() {
+        let mut s = State::default();
+        s.put_header(header("urn:a", "Bus", 1.0, 1.0), 1);
+        let near = BoundingBox::new(0.5, 0.5, 1.5, 1.5).unwrap();
+        let far = BoundingBox::new(9.5, 9.5, 10.5, 10.5).unwrap();
+        assert_eq!(s.ids_in_box(&near).count(), 1);
+        s.put_header(header("urn:a", "Bus", 10.0, 10.0), 2);
+        assert_eq!(s.ids_in_box(&near).count(), 0);
+        assert_eq!(s.ids_in_box(&far).count(), 1);
+        assert_eq!(s.ids_of_type("Bus", None).count(), 1);
+        assert_eq!(s.ids_of_type("Bus", Some("urn:a")).count(), 0);
+    }
+}

@@ -1,0 +1,348 @@
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc as std_mpsc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use parking_lot::{Mutex, RwLock};
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use twin_model::{AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic};
+
+use crate::{
+    Change, StoreConfig, StoreError,
+    changes::SharedChanges,
+    commit::{Committer, Request},
+    durability::FileSyncer,
+    history, keys,
+    state::State,
+    write::{WriteBatch, WriteOutcome},
+};
+
+/// The twin state store. Cheap to clone; every clone is the same store. See the crate docs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    state: Arc<RwLock<State>>,
+    catalog: Arc<Catalog>,
+    config: StoreConfig,
+    writer: RwLock<Option<mpsc::Sender<Request>>>,
+    changes_tx: broadcast::Sender<SharedChanges>,
+    failed: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop_retention: Mutex<Option<std_mpsc::Sender<()>>>,
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { key: keys::escaped(key), reason: e.to_string() })
+}
+
+fn utf8_key(key: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(key).map_err(|e| StoreError::Corrupt { key: keys::escaped(key), reason: e.to_string() })
+}
+
+fn parse<T: std::str::FromStr>(key: &[u8], s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| StoreError::Corrupt { key: keys::escaped(key), reason: e.to_string() })
+}
+
+impl Store {
+    /// Opens (or creates) the store, recovers the latest state from disk and starts the committer and the
+    /// retention threads.
+    pub fn open(config: StoreConfig, catalog: Arc<Catalog>) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_bytes)
+            // The committer flushes every group itself; sled's own background flush would only add I/O.
+            .flush_every_ms(None)
+            .open()?;
+        let state = Arc::new(RwLock::new(recover(&db)?));
+        let syncer = FileSyncer::new(&config.path)?;
+        let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
+        let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
+        let failed = Arc::new(AtomicBool::new(false));
+        let committer = Committer {
+            db: db.clone(),
+            state: state.clone(),
+            catalog: catalog.clone(),
+            durability: config.durability,
+            syncer,
+            changes_tx: changes_tx.clone(),
+            failed: failed.clone(),
+            max_group: config.max_group_batches.max(1),
+            history_retention_ms: config.history_retention.as_millis().min(i64::MAX as u128) as i64,
+            dirty: HashSet::new(),
+            changes: Vec::new(),
+        };
+        let committer = std::thread::Builder::new().name("twin-committer".into()).spawn(move || committer.run(rx))?;
+        let (stop_tx, stop_rx) = std_mpsc::channel();
+        let inner = Arc::new(Inner {
+            db,
+            state,
+            catalog,
+            config,
+            writer: RwLock::new(Some(tx)),
+            changes_tx,
+            failed,
+            threads: Mutex::new(vec![committer]),
+            stop_retention: Mutex::new(Some(stop_tx)),
+        });
+        let store = Store { inner };
+        let retention = store.clone();
+        let handle = std::thread::Builder::new()
+            .name("twin-retention".into())
+            .spawn(move || retention.retention_loop(stop_rx))?;
+        store.inner.threads.lock().push(handle);
+        let (entities, revision) = store.with_state(|s| (s.len(), s.revision));
+        tracing::info!(path = %store.inner.config.path.display(), entities, revision, "store open");
+        Ok(store)
+    }
+
+    /// Applies a batch atomically and returns once it is durable (see [`crate::Durability`]).
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed);
+        }
+        let tx = self.inner.writer.read().clone().ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Request { batch, reply }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` over the latest state under a read lock. Keep `f` short: the committer waits for it.
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.inner.state.read())
+    }
+
+    /// A copy of one entity.
+    pub fn get(&self, id: &str) -> Option<Entity> {
+        self.with_state(|s| s.get(id).cloned())
+    }
+
+    /// The catalog updates are checked against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The highest revision applied.
+    pub fn revision(&self) -> u64 {
+        self.with_state(|s| s.revision)
+    }
+
+    /// The highest batch sequence number applied for an edge (0 if none).
+    pub fn edge_seq(&self, edge: &EdgeId) -> u64 {
+        self.with_state(|s| s.edge_seq(edge))
+    }
+
+    /// Live changes, one message per committed group, delivered only once durable. A receiver that falls
+    /// more than `watch_buffer_groups` groups behind gets `Lagged` and must resync.
+    pub fn subscribe(&self) -> broadcast::Receiver<SharedChanges> {
+        self.inner.changes_tx.subscribe()
+    }
+
+    /// Up to about `max` changes with a revision above `after`, in revision order, from the change log.
+    /// Blocking (reads sled): call from a blocking context.
+    pub fn changes_after(&self, after: u64, max: usize) -> Result<Vec<Change>, StoreError> {
+        let current = self.revision();
+        if after > current {
+            return Err(StoreError::ResumeAhead { requested: after, current });
+        }
+        if after == current {
+            return Ok(Vec::new());
+        }
+        let db = &self.inner.db;
+        let oldest = match db.scan_prefix([keys::CHANGELOG]).next() {
+            Some(entry) => keys::u64_from(&entry?.0[1..]).unwrap_or(0),
+            None => current + 1,
+        };
+        if oldest > after + 1 {
+            return Err(StoreError::ResumeTooOld { requested: after, oldest });
+        }
+        // The record holding revision `after + 1` starts at or before it.
+        let start = match db.range(..=keys::changelog(after + 1)).next_back() {
+            Some(entry) => {
+                let (k, _) = entry?;
+                if k.first() == Some(&keys::CHANGELOG) { k.to_vec() } else { keys::changelog(after + 1).to_vec() }
+            }
+            None => keys::changelog(after + 1).to_vec(),
+        };
+        let mut out = Vec::new();
+        for entry in db.range(start..) {
+            let (k, v) = entry?;
+            if k.first() != Some(&keys::CHANGELOG) || out.len() >= max {
+                break;
+            }
+            let record: Vec<Change> = decode(&k, &v)?;
+            out.extend(record.into_iter().filter(|c| c.revision() > after));
+        }
+        Ok(out)
+    }
+
+    /// Raw history of one attribute in `[from, to)`, oldest first, at most `limit` points; the flag says
+    /// whether more points were left. Blocking.
+    pub fn history_points(
+        &self,
+        entity: &EntityId,
+        attribute: &twin_model::AttrName,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<history::HistoryPoints, StoreError> {
+        self.check_history_target(entity, attribute, false)?;
+        history::points(&self.inner.db, entity, attribute, from, to, limit)
+    }
+
+    /// History of one numeric attribute in `[from, to)` downsampled into buckets of `bucket_ms`. Blocking.
+    pub fn history_buckets(
+        &self,
+        entity: &EntityId,
+        attribute: &twin_model::AttrName,
+        from: i64,
+        to: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<history::HistoryBucket>, StoreError> {
+        self.check_history_target(entity, attribute, true)?;
+        history::buckets(&self.inner.db, entity, attribute, from, to, bucket_ms)
+    }
+
+    fn check_history_target(
+        &self,
+        entity: &EntityId,
+        attribute: &twin_model::AttrName,
+        numeric: bool,
+    ) -> Result<(), StoreError> {
+        let entity_type = self
+            .with_state(|s| s.get(entity).map(|e| e.header.entity_type.clone()))
+            .ok_or_else(|| StoreError::NotFound(entity.clone()))?;
+        let def = self.inner.catalog.get(&entity_type).and_then(|t| t.attributes.get(attribute));
+        let Some(def) = def else {
+            return Err(StoreError::UnknownAttribute {
+                entity: entity.clone(),
+                entity_type,
+                attribute: attribute.clone(),
+            });
+        };
+        use twin_model::ValueKind::*;
+        if numeric && !matches!(def.kind, Number | Integer | Bool) {
+            return Err(StoreError::NotNumeric { attribute: attribute.clone() });
+        }
+        Ok(())
+    }
+
+    /// Stops accepting writes, commits what is queued, flushes (and fsyncs) and stops the threads.
+    /// Blocking: call from a blocking context. Later writes fail with [`StoreError::Closed`].
+    pub fn close(&self) {
+        self.inner.writer.write().take();
+        self.inner.stop_retention.lock().take();
+        let threads = std::mem::take(&mut *self.inner.threads.lock());
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("a store thread panicked");
+            }
+        }
+    }
+
+    /// Runs retention now: deletes history older than the retention window and change-log records older
+    /// than the kept revisions. Returns (history points, log records) deleted. Blocking.
+    pub fn run_retention(&self) -> Result<(usize, usize), StoreError> {
+        let targets: Vec<(EntityId, Vec<twin_model::AttrName>)> = self
+            .with_state(|s| s.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect());
+        let cutoff =
+            twin_model::now_unix_ms() - self.inner.config.history_retention.as_millis().min(i64::MAX as u128) as i64;
+        let points = history::delete_before(&self.inner.db, &targets, cutoff)?;
+        let floor = self.revision().saturating_sub(self.inner.config.changelog_revisions);
+        let records = trim_changelog(&self.inner.db, floor)?;
+        Ok((points, records))
+    }
+
+    fn retention_loop(self, stop: std_mpsc::Receiver<()>) {
+        let interval = self.inner.config.retention_interval.max(Duration::from_millis(10));
+        while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+            match self.run_retention() {
+                Ok((0, 0)) => {}
+                Ok((points, records)) => tracing::debug!(points, records, "retention deleted old history and log"),
+                Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+            }
+        }
+    }
+}
+
+/// Deletes change-log records whose every revision is at or below `floor`; keeps the newest record.
+fn trim_changelog(db: &sled::Db, floor: u64) -> Result<usize, StoreError> {
+    let mut doomed = Vec::new();
+    let mut previous: Option<sled::IVec> = None;
+    for entry in db.scan_prefix([keys::CHANGELOG]) {
+        let (k, _) = entry?;
+        let first = keys::u64_from(&k[1..]).unwrap_or(0);
+        // The previous record ends just before this one starts.
+        if first.saturating_sub(1) > floor {
+            break;
+        }
+        if let Some(p) = previous.replace(k) {
+            doomed.push(p);
+        }
+    }
+    let n = doomed.len();
+    if n > 0 {
+        let mut batch = sled::Batch::default();
+        for k in doomed {
+            batch.remove(k);
+        }
+        db.apply_batch(batch)?;
+    }
+    Ok(n)
+}
+
+/// Reads the latest state back from disk.
+fn recover(db: &sled::Db) -> Result<State, StoreError> {
+    let mut entities = BTreeMap::new();
+    for entry in db.scan_prefix([keys::ENTITY]) {
+        let (k, v) = entry?;
+        let (revision, header): (u64, EntityStatic) = decode(&k, &v)?;
+        let mut entity = Entity::new(header);
+        entity.revision = revision;
+        entities.insert(entity.header.id.clone(), entity);
+    }
+    for entry in db.scan_prefix([keys::ATTRIBUTE]) {
+        let (k, v) = entry?;
+        let text = utf8_key(&k[1..])?;
+        let Some((id, name)) = text.split_once('\0') else {
+            return Err(StoreError::Corrupt { key: keys::escaped(&k), reason: "no separator".into() });
+        };
+        let state: AttributeState = decode(&k, &v)?;
+        let Some(e) = entities.get_mut(id) else {
+            return Err(StoreError::Corrupt { key: keys::escaped(&k), reason: "attribute of a missing entity".into() });
+        };
+        let revision = state.reported.as_ref().map_or(0, |r| r.revision);
+        e.revision = e.revision.max(revision);
+        e.attributes.insert(parse(&k, name)?, state);
+    }
+    let mut edges = HashMap::new();
+    for entry in db.scan_prefix([keys::EDGE]) {
+        let (k, v) = entry?;
+        let edge: EdgeId = parse(&k, utf8_key(&k[1..])?)?;
+        let seq = keys::u64_from(&v)
+            .ok_or_else(|| StoreError::Corrupt { key: keys::escaped(&k), reason: "sequence is not 8 bytes".into() })?;
+        edges.insert(edge, seq);
+    }
+    let revision = match db.get(keys::REVISION)? {
+        Some(v) => keys::u64_from(&v).ok_or_else(|| StoreError::Corrupt {
+            key: keys::escaped(keys::REVISION),
+            reason: "revision is not 8 bytes".into(),
+        })?,
+        None => 0,
+    };
+    Ok(State::from_parts(entities, edges, revision))
+}

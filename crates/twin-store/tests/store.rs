@@ -1,0 +1,195 @@
+//! Store behaviour against a real sled database in a temp dir.
+
+use std::sync::Arc;
+
+use twin_model::{AttrName, Catalog, EdgeId, EntityId, EntityStatic, Geometry, TypeName, Value, now_unix_ms};
+use twin_store::{
+    AttributeUpdate, Change, CompareOp, Condition, Filter, RejectReason, Store, StoreConfig, Target, WriteBatch,
+    WriteOutcome,
+};
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(StoreConfig::new(dir), Arc::new(Catalog::builtin())).unwrap()
+}
+
+fn station(i: usize, lon: f64, lat: f64) -> EntityStatic {
+    EntityStatic {
+        id: EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap(),
+        entity_type: TypeName::new("AirQualityObserved").unwrap(),
+        geometry: Some(Geometry::point(lon, lat)),
+        relationships: Default::default(),
+    }
+}
+
+fn pm25(i: usize, v: f64, observed_at: i64) -> AttributeUpdate {
+    AttributeUpdate {
+        entity: EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap(),
+        attribute: AttrName::new("pm25").unwrap(),
+        value: Value::Number(v),
+        observed_at,
+    }
+}
+
+fn applied(o: WriteOutcome) -> twin_store::WriteSummary {
+    match o {
+        WriteOutcome::Applied(s) => s,
+        other => panic!("expected applied, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn acked_writes_survive_reopen_and_replays_apply_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now_unix_ms() - 10_000;
+    let edge = EdgeId::new("edge-1").unwrap();
+    {
+        let store = open(dir.path());
+        let batch = WriteBatch {
+            origin: Some((edge.clone(), 1)),
+            upserts: vec![station(1, 112.9, 28.2)],
+            updates: vec![pm25(1, 30.0, t0)],
+        };
+        let s = applied(store.write(batch.clone()).await.unwrap());
+        assert_eq!((s.applied, s.upserts_changed, s.revision), (1, 1, 2));
+        // The same sequence again is a duplicate and changes nothing.
+        let again = store.write(batch).await.unwrap();
+        assert_eq!(again, WriteOutcome::Duplicate { last_applied_seq: 1, revision: 2 });
+        store.close();
+    }
+    let store = open(dir.path());
+    let e = store.get("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    assert_eq!(e.reported("pm25"), Some(&Value::Number(30.0)));
+    assert_eq!(store.revision(), 2);
+    assert_eq!(store.edge_seq(&edge), 1);
+    let dup = WriteBatch { origin: Some((edge, 1)), upserts: vec![], updates: vec![pm25(1, 99.0, t0 + 1)] };
+    assert!(matches!(store.write(dup).await.unwrap(), WriteOutcome::Duplicate { .. }));
+    store.close();
+}
+
+#[tokio::test]
+async fn last_writer_wins_by_observed_time_and_history_keeps_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t0 = now_unix_ms() - 60_000;
+    let upsert = WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() };
+    store.write(upsert).await.unwrap();
+    let newer = WriteBatch { updates: vec![pm25(1, 50.0, t0 + 1_000)], ..Default::default() };
+    assert_eq!(applied(store.write(newer).await.unwrap()).applied, 1);
+    let older = WriteBatch { updates: vec![pm25(1, 10.0, t0)], ..Default::default() };
+    let s = applied(store.write(older).await.unwrap());
+    assert_eq!((s.applied, s.stale), (0, 1));
+    let e = store.get("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    assert_eq!(e.reported("pm25"), Some(&Value::Number(50.0)));
+    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let attr = AttrName::new("pm25").unwrap();
+    let h = store.history_points(&id, &attr, t0 - 1, t0 + 10_000, 10).unwrap();
+    assert_eq!(h.points, vec![(t0, Value::Number(10.0)), (t0 + 1_000, Value::Number(50.0))]);
+    store.close();
+}
+
+#[tokio::test]
+async fn invalid_updates_are_rejected_individually() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let now = now_unix_ms();
+    let mut bad_type = station(2, 1.0, 1.0);
+    bad_type.entity_type = TypeName::new("Unicorn").unwrap();
+    let batch = WriteBatch {
+        origin: None,
+        upserts: vec![station(1, 112.9, 28.2), bad_type],
+        updates: vec![
+            pm25(1, 20.0, now),
+            pm25(1, f64::NAN, now),
+            pm25(1, -3.0, now),
+            pm25(9, 1.0, now),
+            pm25(1, 1.0, 1_000),
+            AttributeUpdate { attribute: AttrName::new("colour").unwrap(), ..pm25(1, 1.0, now) },
+        ],
+    };
+    let s = applied(store.write(batch).await.unwrap());
+    assert_eq!(s.applied, 1);
+    let targets: Vec<_> = s.rejected.iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        vec![
+            Target::Upsert(1),
+            Target::Update(1),
+            Target::Update(2),
+            Target::Update(3),
+            Target::Update(4),
+            Target::Update(5)
+        ]
+    );
+    assert!(matches!(&s.rejected[3].reason, RejectReason::UnknownEntity(_)));
+    assert!(matches!(&s.rejected[4].reason, RejectReason::InvalidTimestamp { .. }));
+    let msg = s.rejected[5].reason.to_string();
+    assert_eq!(msg, "entity urn:ngsi-ld:AirQualityObserved:test:0001: type AirQualityObserved has no attribute colour");
+    store.close();
+}
+
+#[tokio::test]
+async fn change_log_resumes_from_any_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t0 = now_unix_ms() - 100_000;
+    store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
+    // Enough changes to span several change-log records.
+    for chunk in 0..5 {
+        let updates = (0..300).map(|i| pm25(1, 1.0 + i as f64, t0 + chunk * 1_000 + i as i64)).collect();
+        store.write(WriteBatch { updates, ..Default::default() }).await.unwrap();
+    }
+    let total = store.revision();
+    assert_eq!(total, 1 + 1_500);
+    for after in [0, 1, 2, 511, 512, 513, 1_000, total - 1, total] {
+        let changes = store.changes_after(after, usize::MAX).unwrap();
+        let revs: Vec<u64> = changes.iter().map(Change::revision).collect();
+        assert_eq!(revs, ((after + 1)..=total).collect::<Vec<_>>(), "after {after}");
+    }
+    assert!(store.changes_after(total + 1, 10).is_err());
+    store.close();
+}
+
+#[tokio::test]
+async fn list_returns_exactly_the_matching_entities_across_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let now = now_unix_ms();
+    // A 20 x 20 grid of stations, 0.01 degrees apart, pm25 = column index.
+    let mut upserts = Vec::new();
+    let mut updates = Vec::new();
+    for row in 0..20 {
+        for col in 0..20 {
+            let i = row * 20 + col;
+            upserts.push(station(i, 112.0 + col as f64 * 0.01, 28.0 + row as f64 * 0.01));
+            updates.push(pm25(i, col as f64, now));
+        }
+    }
+    store.write(WriteBatch { upserts, updates, origin: None }).await.unwrap();
+    let bbox = twin_model::BoundingBox::new(112.045, 28.045, 112.105, 28.085).unwrap();
+    let filter = Filter {
+        bbox: Some(bbox),
+        conditions: vec![Condition {
+            attribute: AttrName::new("pm25").unwrap(),
+            op: CompareOp::Ge,
+            value: Value::Number(7.0),
+        }],
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut after: Option<EntityId> = None;
+    loop {
+        let page = store.list(&filter, after.as_deref(), 3);
+        seen.extend(page.entities.iter().map(|e| e.header.id.to_string()));
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => break,
+        }
+    }
+    // Columns 7..=10 (lon 112.07..112.10), rows 5..=8 (lat 28.05..28.08).
+    let mut expected: Vec<String> = (5..=8)
+        .flat_map(|row| (7..=10).map(move |col| format!("urn:ngsi-ld:AirQualityObserved:test:{:04}", row * 20 + col)))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    store.close();
+}
