@@ -1,1 +1,83 @@
-fn main() {}
+//! `cloud`: the City Twin cloud service binary.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> std::process::ExitCode {
+    let flags = cloud::Flags::parse();
+    let settings = match cloud::config::load(&flags, std::env::vars().collect()).and_then(|raw| raw.validate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cloud: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if flags.print_config {
+        print!("{}", settings.raw.to_toml());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cloud: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloud: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: cloud::Settings) -> anyhow::Result<()> {
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let telemetry = twin_telemetry::init(&twin_telemetry::TelemetryConfig {
+        log_filter: settings.raw.log.clone(),
+        otlp_endpoint: Some(settings.raw.otlp_endpoint.clone()).filter(|e| !e.is_empty()),
+        service_name: "twin-cloud".into(),
+        ansi,
+    })
+    .context("cannot set up telemetry")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    // Scripts and tests read this line to find the port when listening on port 0.
+    println!("cloud listening on {addr}");
+    std::io::stdout().flush().ok();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let result = cloud::run(settings, listener, shutdown).await.context("cloud service failed");
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await.ok();
+    result
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}

@@ -4,7 +4,7 @@ use std::{
     collections::HashSet,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -47,6 +47,7 @@ pub(crate) struct Committer {
     pub syncer: FileSyncer,
     pub changes_tx: broadcast::Sender<SharedChanges>,
     pub failed: Arc<AtomicBool>,
+    pub durable_revision: Arc<AtomicU64>,
     pub max_group: usize,
     pub history_retention_ms: i64,
     /// Attributes changed in the current group; their state records are written once per group.
@@ -118,6 +119,8 @@ impl Committer {
         let result = self.db.apply_batch(sled_batch).map_err(StoreError::from).and_then(|()| self.make_durable());
         match result {
             Ok(()) => {
+                // Before the broadcast, so a watcher that subscribes and then reads this never misses a group.
+                self.durable_revision.store(revision, Ordering::Release);
                 if !self.changes.is_empty() {
                     let changes = std::mem::take(&mut self.changes);
                     // No receiver is fine: nobody is watching.

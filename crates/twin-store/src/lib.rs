@@ -50,5 +50,5 @@ pub use config::{Durability, StoreConfig};
 pub use error::StoreError;
 pub use history::{HistoryBucket, HistoryPoints};
 pub use query::{CompareOp, Condition, Filter, ListPage};
-pub use store::Store;
+pub use store::{PendingWrite, Store};
 pub use write::{AttributeUpdate, RejectReason, Rejected, Target, WriteBatch, WriteOutcome, WriteSummary};

@@ -2,7 +2,7 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc as std_mpsc,
     },
     thread::JoinHandle,
@@ -24,6 +24,17 @@ use crate::{
     write::{WriteBatch, WriteOutcome},
 };
 
+/// A write queued by [`Store::submit`].
+#[derive(Debug)]
+pub struct PendingWrite(oneshot::Receiver<Result<WriteOutcome, StoreError>>);
+
+impl PendingWrite {
+    /// Waits until the batch is applied and durable.
+    pub async fn wait(self) -> Result<WriteOutcome, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// The twin state store. Cheap to clone; every clone is the same store. See the crate docs.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -39,6 +50,7 @@ struct Inner {
     writer: RwLock<Option<mpsc::Sender<Request>>>,
     changes_tx: broadcast::Sender<SharedChanges>,
     failed: Arc<AtomicBool>,
+    durable_revision: Arc<AtomicU64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_retention: Mutex<Option<std_mpsc::Sender<()>>>,
 }
@@ -73,6 +85,7 @@ impl Store {
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
         let failed = Arc::new(AtomicBool::new(false));
+        let durable_revision = Arc::new(AtomicU64::new(state.read().revision));
         let committer = Committer {
             db: db.clone(),
             state: state.clone(),
@@ -81,6 +94,7 @@ impl Store {
             syncer,
             changes_tx: changes_tx.clone(),
             failed: failed.clone(),
+            durable_revision: durable_revision.clone(),
             max_group: config.max_group_batches.max(1),
             history_retention_ms: config.history_retention.as_millis().min(i64::MAX as u128) as i64,
             dirty: HashSet::new(),
@@ -96,6 +110,7 @@ impl Store {
             writer: RwLock::new(Some(tx)),
             changes_tx,
             failed,
+            durable_revision,
             threads: Mutex::new(vec![committer]),
             stop_retention: Mutex::new(Some(stop_tx)),
         });
@@ -112,13 +127,25 @@ impl Store {
 
     /// Applies a batch atomically and returns once it is durable (see [`crate::Durability`]).
     pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        self.submit(batch).await?.wait().await
+    }
+
+    /// Queues a batch for the committer and returns as soon as it is queued (waiting only while the queue
+    /// is full). Batches are applied in the order they were submitted, so a caller that pipelines several
+    /// batches keeps their order by submitting them one after the other.
+    pub async fn submit(&self, batch: WriteBatch) -> Result<PendingWrite, StoreError> {
         if self.inner.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
         let tx = self.inner.writer.read().clone().ok_or(StoreError::Closed)?;
         let (reply, rx) = oneshot::channel();
         tx.send(Request { batch, reply }).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(PendingWrite(rx))
+    }
+
+    /// The highest revision that is durable and has been broadcast to [`Store::subscribe`]rs.
+    pub fn durable_revision(&self) -> u64 {
+        self.inner.durable_revision.load(Ordering::Acquire)
     }
 
     /// Runs `f` over the latest state under a read lock. Keep `f` short: the committer waits for it.
