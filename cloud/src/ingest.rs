@@ -129,10 +129,9 @@ impl Session {
                         break Some(Status::invalid_argument("an ingest message must carry hello or batch"));
                     }
                     Ok(None) => reading = false,
-                    Err(status) => {
-                        tracing::debug!(%status, "ingest stream broke");
-                        reading = false;
-                    }
+                    // A message the server cannot decode (e.g. too large), or the client's transport
+                    // failed: either way the client should hear why, if it still can.
+                    Err(status) => break Some(status),
                 },
                 else => break None,
             }

@@ -1,1 +1,358 @@
-//! placeholder
+//! Shared helpers for City Twin's integration and end-to-end tests: an in-process cloud on
+//! `127.0.0.1:0`, the real `cloud` binary as a child process, an ingest-stream client, and builders for
+//! entities and batches. Every wait is bounded.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Streaming, transport::Channel};
+use twin_proto::pb::{
+    self, admin_service_client::AdminServiceClient, ingest_service_client::IngestServiceClient,
+    twin_service_client::TwinServiceClient,
+};
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Connects a gRPC channel to `addr`.
+pub async fn connect(addr: SocketAddr) -> Result<Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(WAIT);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match endpoint.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot connect to {addr}")),
+        }
+    }
+}
+
+/// gRPC clients of one cloud.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The channel.
+    pub channel: Channel,
+}
+
+impl Clients {
+    /// TwinService.
+    pub fn twin(&self) -> TwinServiceClient<Channel> {
+        TwinServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)
+    }
+    /// AdminService.
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone()).max_encoding_message_size(64 << 20)
+    }
+    /// IngestService.
+    pub fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(self.channel.clone()).max_encoding_message_size(64 << 20)
+    }
+}
+
+/// A cloud service running inside the test process, on a temp sled dir.
+#[derive(Debug)]
+pub struct InProcessCloud {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its clients.
+    pub clients: Clients,
+    /// Its data directory (kept until the cloud is dropped).
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), cloud::ServeError>>,
+}
+
+impl InProcessCloud {
+    /// Starts a cloud with default settings on a fresh temp dir.
+    pub async fn start() -> Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a cloud on a fresh temp dir after `tweak` adjusts the configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut cloud::RawConfig)) -> Result<Self> {
+        let tempdir = tempfile::tempdir()?;
+        let dir = tempdir.path().to_path_buf();
+        let mut cloud = Self::start_in(&dir, tweak).await?;
+        cloud._tempdir = Some(tempdir);
+        Ok(cloud)
+    }
+
+    /// Starts a cloud on `dir` (e.g. to reopen a store a stopped cloud left).
+    pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut cloud::RawConfig)) -> Result<Self> {
+        let mut raw =
+            cloud::RawConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".into(), ..Default::default() };
+        tweak(&mut raw);
+        let settings = raw.validate()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(cloud::run(settings, listener, shutdown.clone()));
+        let channel = connect(addr).await?;
+        Ok(InProcessCloud {
+            addr,
+            clients: Clients { channel },
+            dir: dir.to_path_buf(),
+            _tempdir: None,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops it the way Ctrl-C does and waits until the store is closed.
+    pub async fn stop(self) -> Result<Option<tempfile::TempDir>> {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task).await.context("cloud did not stop in time")???;
+        Ok(self._tempdir)
+    }
+}
+
+/// The `cloud` binary of this workspace, built once per test run (a no-op when it is fresh).
+pub fn cloud_binary() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--workspace", "--bins"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo build --workspace --bins failed: {status}"));
+            }
+            // target/<profile>/deps/e2e-<hash> -> target/<profile>/cloud
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let dir = exe.parent().and_then(Path::parent).ok_or("test binary has no target dir")?;
+            let bin = dir.join("cloud");
+            if bin.exists() { Ok(bin) } else { Err(format!("{} was not built", bin.display())) }
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// The real `cloud` binary running as a child process.
+#[derive(Debug)]
+pub struct CloudProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl CloudProcess {
+    /// Starts `cloud --listen 127.0.0.1:0 --data-dir DIR ARGS..` and waits for its listening line.
+    pub fn spawn(data_dir: &Path, args: &[&str]) -> Result<Self> {
+        let mut child = Command::new(cloud_binary()?)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("TWIN__LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start cloud")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("cloud listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(WAIT) {
+            Ok(a) => a.parse().context("bad listening address")?,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("cloud did not print its listening address within {WAIT:?}");
+            }
+        };
+        Ok(CloudProcess { addr, child })
+    }
+
+    /// Clients connected to it.
+    pub async fn clients(&self) -> Result<Clients> {
+        Ok(Clients { channel: connect(self.addr).await? })
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status. Async so that the test's own gRPC connections
+    /// keep running and can answer the server's GOAWAY while it drains.
+    pub async fn terminate(&mut self) -> Result<ExitStatus> {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY-free: libc::kill is a plain syscall wrapper; the pid is our own child.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        if rc != 0 {
+            bail!("kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("cloud did not exit within {WAIT:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for CloudProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One edge's ingest stream.
+#[derive(Debug)]
+pub struct EdgeStream {
+    /// The server's welcome.
+    pub welcome: pb::Welcome,
+    tx: mpsc::Sender<pb::IngestRequest>,
+    rx: Streaming<pb::IngestResponse>,
+}
+
+impl EdgeStream {
+    /// Opens a stream and says hello as `edge_id`.
+    pub async fn open(clients: &Clients, edge_id: &str) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(64);
+        tx.send(hello(edge_id)).await?;
+        let mut rx = clients.ingest().ingest(ReceiverStream::new(rx)).await?.into_inner();
+        let first = tokio::time::timeout(WAIT, rx.message()).await.context("no welcome in time")??;
+        let welcome = match first.and_then(|m| m.message) {
+            Some(pb::ingest_response::Message::Welcome(w)) => w,
+            other => bail!("expected welcome, got {other:?}"),
+        };
+        Ok(EdgeStream { welcome, tx, rx })
+    }
+
+    /// Sends a batch without waiting for its ack.
+    pub async fn send(&self, batch: pb::Batch) -> Result<()> {
+        let msg = pb::IngestRequest { message: Some(pb::ingest_request::Message::Batch(batch)) };
+        self.tx.send(msg).await.map_err(|_| anyhow!("ingest stream closed"))
+    }
+
+    /// Sends any request (for protocol tests).
+    pub async fn send_raw(&self, msg: pb::IngestRequest) -> Result<()> {
+        self.tx.send(msg).await.map_err(|_| anyhow!("ingest stream closed"))
+    }
+
+    /// The next message from the server: an ack, or the status that ended the stream.
+    pub async fn next_ack(&mut self) -> Result<Result<pb::Ack, tonic::Status>> {
+        match tokio::time::timeout(WAIT, self.rx.message()).await.context("no ack in time")? {
+            Ok(Some(pb::IngestResponse { message: Some(pb::ingest_response::Message::Ack(a)) })) => Ok(Ok(a)),
+            Ok(other) => bail!("expected an ack, got {other:?}"),
+            Err(status) => Ok(Err(status)),
+        }
+    }
+
+    /// Sends a batch and waits for its ack.
+    pub async fn send_and_ack(&mut self, batch: pb::Batch) -> Result<pb::Ack> {
+        let seq = batch.seq;
+        self.send(batch).await?;
+        let ack = self.next_ack().await?.map_err(|s| anyhow!("stream ended: {s}"))?;
+        if ack.seq != seq {
+            bail!("ack for seq {} while waiting for {seq}", ack.seq);
+        }
+        Ok(ack)
+    }
+}
+
+/// A hello message.
+pub fn hello(edge_id: &str) -> pb::IngestRequest {
+    pb::IngestRequest {
+        message: Some(pb::ingest_request::Message::Hello(pb::Hello { edge_id: edge_id.into(), protocol_version: 1 })),
+    }
+}
+
+/// The id of test air-quality station `i`.
+pub fn station_id(i: usize) -> String {
+    format!("urn:ngsi-ld:AirQualityObserved:test:{i:05}")
+}
+
+/// An air-quality station entity at (lon, lat).
+pub fn station(i: usize, lon: f64, lat: f64) -> pb::Entity {
+    entity(&station_id(i), "AirQualityObserved", lon, lat)
+}
+
+/// An entity of `entity_type` at a point.
+pub fn entity(id: &str, entity_type: &str, lon: f64, lat: f64) -> pb::Entity {
+    pb::Entity {
+        id: id.into(),
+        r#type: entity_type.into(),
+        geometry: Some(pb::Geometry {
+            shape: Some(pb::geometry::Shape::Point(pb::GeoPoint { lon, lat })),
+            height_m: 0.0,
+        }),
+        ..Default::default()
+    }
+}
+
+/// A number value.
+pub fn number(v: f64) -> pb::Value {
+    pb::Value { kind: Some(pb::value::Kind::Number(v)) }
+}
+
+/// An update naming entity and attribute in full.
+pub fn update(entity_id: &str, attribute: &str, value: pb::Value, offset_ms: i64) -> pb::Update {
+    pb::Update {
+        entity: Some(pb::update::Entity::EntityId(entity_id.into())),
+        attribute: Some(pb::update::Attribute::AttributeName(attribute.into())),
+        value: Some(value),
+        observed_offset_ms: offset_ms,
+    }
+}
+
+/// A batch of updates relative to `base_time_unix_ms`.
+pub fn batch(seq: u64, base_time_unix_ms: i64, updates: Vec<pb::Update>) -> pb::Batch {
+    pb::Batch { seq, base_time_unix_ms, updates, ..Default::default() }
+}
+
+/// Loads entities through AdminService and checks nothing was rejected.
+pub async fn load(clients: &Clients, entities: Vec<pb::Entity>) -> Result<pb::LoadEntitiesResponse> {
+    let r = clients.admin().load_entities(pb::LoadEntitiesRequest { entities }).await?.into_inner();
+    if !r.rejected.is_empty() {
+        bail!("load rejected entities: {:?}", r.rejected);
+    }
+    Ok(r)
+}
+
+/// The reported number of an entity's attribute, via Get.
+pub async fn reported_number(clients: &Clients, id: &str, attribute: &str) -> Result<Option<(f64, i64)>> {
+    let e = clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await?.into_inner();
+    Ok(e.attributes.iter().find(|a| a.name == attribute).and_then(|a| match a.reported.as_ref()?.kind {
+        Some(pb::value::Kind::Number(v)) => Some((v, a.observed_at_unix_ms)),
+        _ => None,
+    }))
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

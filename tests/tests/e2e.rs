@@ -1,1 +1,11 @@
+//! City Twin integration and end-to-end tests: one test binary, one module per area.
+//!
+//! - `api`: the gRPC API of an in-process cloud on 127.0.0.1:0 with a temp sled dir.
+//! - `process`: the real `cloud` binary as a process: kill -9 crash recovery, SIGTERM, config errors.
 
+mod e2e {
+    mod api;
+    mod bad_input;
+    mod process;
+    mod watch;
+}

@@ -1,0 +1,150 @@
+//! The real `cloud` binary: crash recovery after kill -9, clean SIGTERM, config errors.
+
+use std::process::Command;
+
+use twin_e2e::*;
+use twin_proto::pb;
+
+const STATIONS: usize = 50;
+const UPDATES_PER_BATCH: usize = 200;
+
+/// Batch `seq`: every station gets pm25 = seq (mod 1000) observed at base + seq ms, plus more updates
+/// of the same stations at later offsets so each batch carries `UPDATES_PER_BATCH` changes.
+fn numbered_batch(seq: u64, base: i64) -> pb::Batch {
+    let updates = (0..UPDATES_PER_BATCH)
+        .map(|k| {
+            let station = k % STATIONS;
+            let round = (k / STATIONS) as i64;
+            let value = ((seq * 10 + round as u64) % 1000) as f64;
+            update(&station_id(station), "pm25", number(value), seq as i64 * 10 + round)
+        })
+        .collect();
+    batch(seq, base, updates)
+}
+
+#[tokio::test]
+async fn kill_9_loses_no_acked_update_and_applies_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = now_ms() - 3_600_000;
+    let mut cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
+    let c = cloud.clients().await.unwrap();
+    load(&c, (0..STATIONS).map(|i| station(i, 112.9 + i as f64 * 0.001, 28.2)).collect()).await.unwrap();
+
+    // Stream batches with several in flight; kill -9 after 40 acks while more are in flight.
+    let mut edge = EdgeStream::open(&c, "edge-crash").await.unwrap();
+    let mut next_seq = 1u64;
+    for _ in 0..8 {
+        edge.send(numbered_batch(next_seq, base)).await.unwrap();
+        next_seq += 1;
+    }
+    let mut acked = 0u64;
+    while acked < 40 {
+        let ack = edge.next_ack().await.unwrap().unwrap();
+        assert_eq!(ack.seq, acked + 1, "acks come in order");
+        assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+        acked = ack.seq;
+        edge.send(numbered_batch(next_seq, base)).await.unwrap();
+        next_seq += 1;
+    }
+    cloud.kill9().unwrap();
+    drop(edge);
+
+    // Restart on the same data: every acked batch is there.
+    let cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
+    let c = cloud.clients().await.unwrap();
+    let mut edge = EdgeStream::open(&c, "edge-crash").await.unwrap();
+    let resume = edge.welcome.last_applied_seq;
+    assert!(resume >= acked, "cloud resumed at {resume} but {acked} batches were acked");
+    assert!(resume < next_seq);
+    // The edge replays from its last ack, as an edge that lost the later acks would: batches the cloud
+    // already applied come back as duplicates, the rest are applied once.
+    for seq in acked + 1..next_seq {
+        let ack = edge.send_and_ack(numbered_batch(seq, base)).await.unwrap();
+        assert_eq!(ack.duplicate, seq <= resume, "seq {seq}, cloud had applied up to {resume}");
+    }
+    let last = next_seq - 1;
+    // Exactly once: one revision per entity load plus one per update of every batch, no more.
+    let state = c.twin().list(pb::ListRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(state.revision, STATIONS as u64 + last * UPDATES_PER_BATCH as u64);
+    // The latest values are the last batch's.
+    for station in [0, 17, STATIONS - 1] {
+        let round = ((UPDATES_PER_BATCH - 1 - station) / STATIONS) as i64;
+        let expected = ((last * 10 + round as u64) % 1000) as f64;
+        let got = reported_number(&c, &station_id(station), "pm25").await.unwrap();
+        assert_eq!(got, Some((expected, base + last as i64 * 10 + round)));
+    }
+    // History holds each observation once.
+    let h = c
+        .twin()
+        .history(pb::HistoryRequest {
+            entity_id: station_id(0),
+            attribute: "pm25".into(),
+            from_unix_ms: base,
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.points.len(), (last as usize) * UPDATES_PER_BATCH / STATIONS);
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero_and_state_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cloud = CloudProcess::spawn(dir.path(), &["--durability", "os-buffered"]).unwrap();
+    let c = cloud.clients().await.unwrap();
+    load(&c, vec![station(1, 112.9, 28.2)]).await.unwrap();
+    let mut edge = EdgeStream::open(&c, "edge-term").await.unwrap();
+    let t = now_ms();
+    edge.send_and_ack(batch(1, t, vec![update(&station_id(1), "pm25", number(8.0), 0)])).await.unwrap();
+    // An open watch and an open ingest stream must not keep the server from stopping.
+    let _watch = c.twin().watch(pb::WatchRequest::default()).await.unwrap();
+    let status = cloud.terminate().await.unwrap();
+    assert!(status.success(), "cloud exited with {status}");
+    let cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
+    let c = cloud.clients().await.unwrap();
+    assert_eq!(reported_number(&c, &station_id(1), "pm25").await.unwrap(), Some((8.0, t)));
+}
+
+fn run_cloud(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(cloud_binary().unwrap()).args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn print_config_shows_the_effective_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cloud.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:7000\"\nhistory_retention = \"2days\"\n").unwrap();
+    let (code, out, err) = run_cloud(
+        &["--config", file.to_str().unwrap(), "--data-dir", "/srv/twin", "--print-config"],
+        &[("TWIN__MAX_BATCH_UPDATES", "777"), ("TWIN__LISTEN", "127.0.0.1:7001")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let printed: toml::Table = toml::from_str(&out).unwrap();
+    assert_eq!(printed["listen"].as_str(), Some("127.0.0.1:7001"));
+    assert_eq!(printed["data_dir"].as_str(), Some("/srv/twin"));
+    assert_eq!(printed["max_batch_updates"].as_integer(), Some(777));
+    assert_eq!(printed["history_retention"].as_str(), Some("2days"));
+}
+
+#[test]
+fn bad_config_is_a_clear_error_at_start() {
+    let (code, _, err) = run_cloud(&["--listen", "nowhere"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("listen") && err.contains("nowhere"), "{err}");
+    let (code, _, err) = run_cloud(&["--print-config"], &[("TWIN__LISTN", "127.0.0.1:1")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("listn"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "max_message_bytes = \"lots\"\n").unwrap();
+    let (code, _, err) = run_cloud(&["--config", file.to_str().unwrap(), "--print-config"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("max_message_bytes"), "{err}");
+}
