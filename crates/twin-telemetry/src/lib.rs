@@ -8,6 +8,7 @@
 //!   [`TelemetryGuard`] that flushes spans on [`TelemetryGuard::shutdown`]; [`TelemetryError`].
 //! - [`propagation`]: [`set_parent_from_metadata`] (servers) and [`inject_into_metadata`] (clients) carry
 //!   `traceparent` / `tracestate` through tonic [`MetadataMap`](tonic::metadata::MetadataMap)s.
+//! - `testing` (feature `test-util`): an in-process OTLP trace receiver for tests.
 //!
 //! # Design
 //! Log lines always go to stderr through a `tracing-subscriber` fmt layer filtered by an `EnvFilter`. When an
@@ -36,6 +37,8 @@
 pub mod config;
 pub mod propagation;
 pub mod subscriber;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::TelemetryConfig;
 pub use propagation::{MetadataExtractor, MetadataInjector, inject_into_metadata, set_parent_from_metadata};

@@ -2,8 +2,10 @@
 
 use std::process::Command;
 
+use tokio_stream::wrappers::ReceiverStream;
 use twin_e2e::*;
 use twin_proto::pb;
+use twin_telemetry::testing::OtlpReceiver;
 
 const STATIONS: usize = 50;
 const UPDATES_PER_BATCH: usize = 200;
@@ -147,4 +149,29 @@ fn bad_config_is_a_clear_error_at_start() {
     let (code, _, err) = run_cloud(&["--config", file.to_str().unwrap(), "--print-config"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("max_message_bytes"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_in_grpc_metadata_continues_into_exported_spans() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut receiver = OtlpReceiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cloud =
+        CloudProcess::spawn(dir.path(), &["--otlp-endpoint", &receiver.endpoint(), "--log", "info"]).unwrap();
+    let c = cloud.clients().await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello("edge-traced")).await.unwrap();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    request.metadata_mut().insert("traceparent", TRACEPARENT.parse().unwrap());
+    let mut stream = c.ingest().ingest(request).await.unwrap().into_inner();
+    assert!(stream.message().await.unwrap().is_some(), "welcome");
+    drop(tx);
+    while let Ok(Some(_)) = stream.message().await {}
+    // Shutdown flushes the exporter.
+    assert!(cloud.terminate().await.unwrap().success());
+    let received = receiver.span_named("ingest", WAIT).await.expect("the ingest span was exported");
+    let trace_id: [u8; 16] = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128.to_be_bytes();
+    assert_eq!(received.span.trace_id, trace_id.to_vec(), "trace id continued from traceparent");
+    assert_eq!(received.span.parent_span_id, 0x00f0_67aa_0ba9_02b7_u64.to_be_bytes().to_vec());
+    assert_eq!(received.service_name.as_deref(), Some("twin-cloud"));
 }
