@@ -193,3 +193,44 @@ async fn list_returns_exactly_the_matching_entities_across_pages() {
     assert_eq!(seen, expected);
     store.close();
 }
+
+#[tokio::test]
+async fn retention_deletes_old_history_and_trims_the_change_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.history_retention = std::time::Duration::from_secs(2);
+    config.changelog_revisions = 100;
+    // Retention runs only when asked in this test.
+    config.retention_interval = std::time::Duration::from_secs(3600);
+    let store = Store::open(config, Arc::new(Catalog::builtin())).unwrap();
+    store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
+    let now = now_unix_ms();
+    // Older than the retention window already: not kept at all.
+    store.write(WriteBatch { updates: vec![pm25(1, 1.0, now - 10_000)], ..Default::default() }).await.unwrap();
+    // Inside the window now, outside it after the sleep.
+    store.write(WriteBatch { updates: vec![pm25(1, 2.0, now - 1_000)], ..Default::default() }).await.unwrap();
+    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let attr = AttrName::new("pm25").unwrap();
+    let window = (now - 60_000, now + 60_000);
+    assert_eq!(store.history_points(&id, &attr, window.0, window.1, 10).unwrap().points.len(), 1);
+    // Many changes so the log spans several records.
+    for chunk in 0..4 {
+        let updates = (0..300).map(|i| pm25(1, 3.0, now + 10_000 + chunk * 1_000 + i)).collect();
+        store.write(WriteBatch { updates, ..Default::default() }).await.unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let (points, records) = store.run_retention().unwrap();
+    assert_eq!(points, 1);
+    assert!(records >= 1, "old change-log records are deleted");
+    let left = store.history_points(&id, &attr, window.0, window.1, 10_000).unwrap().points;
+    assert_eq!(left.len(), 1_200, "the newer points stay");
+    assert!(left.iter().all(|(t, _)| *t >= now + 10_000));
+    let revision = store.revision();
+    // The last 100 revisions can still be resumed from; the start of the log cannot.
+    let tail = store.changes_after(revision - 100, usize::MAX).unwrap();
+    assert_eq!(tail.len(), 100);
+    assert!(matches!(store.changes_after(0, 10), Err(twin_store::StoreError::ResumeTooOld { requested: 0, .. })));
+    // The latest state is untouched by retention.
+    assert_eq!(store.get(&id).unwrap().reported("pm25"), Some(&Value::Number(3.0)));
+    store.close();
+}
