@@ -192,7 +192,7 @@ impl Session {
         })
     }
 
-    fn resolve<'a>(&'a self, symbol: u32) -> Option<&'a str> {
+    fn resolve(&self, symbol: u32) -> Option<&str> {
         self.symbols.get(&symbol).map(|s| &**s)
     }
 

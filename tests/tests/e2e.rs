@@ -3,6 +3,8 @@
 //! - `api`: the gRPC API of an in-process cloud on 127.0.0.1:0 with a temp sled dir.
 //! - `process`: the real `cloud` binary as a process: kill -9 crash recovery, SIGTERM, config errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod e2e {
     mod api;
     mod bad_input;

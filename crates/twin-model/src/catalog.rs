@@ -344,7 +344,7 @@ fn check_definition(a: &AttributeDef) -> Result<(), String> {
         return Err(format!("min/max apply to number and integer attributes, not {}", a.kind));
     }
     if let (Some(min), Some(max)) = (a.min, a.max)
-        && !(min <= max)
+        && (min.is_nan() || max.is_nan() || min > max)
     {
         return Err(format!("min {min} is above max {max}"));
     }

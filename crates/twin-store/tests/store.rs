@@ -1,5 +1,7 @@
 //! Store behaviour against a real sled database in a temp dir.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use twin_model::{AttrName, Catalog, EdgeId, EntityId, EntityStatic, Geometry, TypeName, Value, now_unix_ms};

@@ -3,6 +3,8 @@
 //!
 //! One test only: the global subscriber can be set once per process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use tokio::time::timeout;
