@@ -38,6 +38,7 @@ impl pb::ingest_service_server::IngestService for IngestSvc {
     async fn ingest(&self, request: Request<Streaming<pb::IngestRequest>>) -> Result<Response<AckStream>, Status> {
         let span = tracing::info_span!("ingest", edge = tracing::field::Empty);
         twin_telemetry::set_parent_from_metadata(&span, request.metadata());
+        let deadline = crate::request::deadline(request.metadata())?;
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(pb::IngestRequest { message: Some(ingest_request::Message::Hello(h)) }) => h,
@@ -64,7 +65,7 @@ impl pb::ingest_service_server::IngestService for IngestSvc {
             .map_err(|_| Status::cancelled("client went away"))?;
         let session = Session { store: self.store.clone(), limits: self.limits, symbols: HashMap::new(), edge };
         let shutdown = self.shutdown.clone();
-        tokio::spawn(session.run(inbound, tx, shutdown).instrument(span));
+        tokio::spawn(session.run(inbound, tx, deadline, shutdown).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -94,7 +95,13 @@ struct Session {
 type Outbound = mpsc::Sender<Result<pb::IngestResponse, Status>>;
 
 impl Session {
-    async fn run(mut self, mut inbound: Streaming<pb::IngestRequest>, tx: Outbound, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut inbound: Streaming<pb::IngestRequest>,
+        tx: Outbound,
+        deadline: Option<tokio::time::Instant>,
+        shutdown: CancellationToken,
+    ) {
         let mut in_flight = FuturesOrdered::new();
         let mut reading = true;
         let end: Option<Status> = loop {
@@ -110,6 +117,9 @@ impl Session {
                     if tx.send(Ok(response(ingest_response::Message::Ack(ack)))).await.is_err() {
                         break None;
                     }
+                }
+                () = crate::request::until(deadline), if reading => {
+                    break Some(Status::deadline_exceeded("the client's deadline passed; reconnect and resume"));
                 }
                 _ = shutdown.cancelled(), if reading => {
                     // Stop taking batches; acks for those in flight still go out.

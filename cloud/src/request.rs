@@ -179,3 +179,63 @@ pub mod page_token {
         EntityId::new(id).map(Some).map_err(|_| malformed())
     }
 }
+
+/// The client's deadline from the `grpc-timeout` header, for streams: tonic enforces it only until the
+/// response starts, so long-lived streams check it themselves.
+pub fn deadline(metadata: &tonic::metadata::MetadataMap) -> Result<Option<tokio::time::Instant>, Status> {
+    let Some(value) = metadata.get("grpc-timeout") else { return Ok(None) };
+    let bad = || {
+        Status::invalid_argument("grpc-timeout header is malformed (want up to 8 digits and a unit H, M, S, m, u or n)")
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.len() < 2 || text.len() > 9 {
+        return Err(bad());
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let amount: u64 = digits.parse().map_err(|_| bad())?;
+    let timeout = match unit {
+        "H" => std::time::Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => std::time::Duration::from_secs(amount.saturating_mul(60)),
+        "S" => std::time::Duration::from_secs(amount),
+        "m" => std::time::Duration::from_millis(amount),
+        "u" => std::time::Duration::from_micros(amount),
+        "n" => std::time::Duration::from_nanos(amount),
+        _ => return Err(bad()),
+    };
+    Ok(tokio::time::Instant::now().checked_add(timeout))
+}
+
+/// Sleeps until the deadline, or forever without one.
+pub async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(v: &str) -> tonic::metadata::MetadataMap {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("grpc-timeout", v.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn grpc_timeout_parses_every_unit_and_rejects_garbage() {
+        let now = tokio::time::Instant::now();
+        let d = deadline(&meta("1500m")).unwrap().unwrap();
+        assert!(d >= now + std::time::Duration::from_millis(1_500) && d < now + std::time::Duration::from_secs(3));
+        assert!(deadline(&meta("2H")).unwrap().is_some());
+        assert!(deadline(&tonic::metadata::MetadataMap::new()).unwrap().is_none());
+        for bad in ["", "5", "12x", "abcS", "123456789S"] {
+            let mut m = tonic::metadata::MetadataMap::new();
+            if !bad.is_empty() {
+                m.insert("grpc-timeout", bad.parse().unwrap());
+                assert!(deadline(&m).is_err(), "{bad}");
+            }
+        }
+    }
+}

@@ -157,6 +157,7 @@ impl pb::twin_service_server::TwinService for TwinSvc {
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let span = tracing::info_span!("watch");
         twin_telemetry::set_parent_from_metadata(&span, request.metadata());
+        let deadline = request::deadline(request.metadata())?;
         let r = request.into_inner();
         if r.initial_snapshot && r.after_revision.is_some() {
             return Err(Status::invalid_argument("initial_snapshot and after_revision cannot be combined"));
@@ -173,7 +174,7 @@ impl pb::twin_service_server::TwinService for TwinSvc {
             (None, true) => watch::Start::Snapshot,
             (None, false) => watch::Start::Now,
         };
-        let rx = watch::spawn(self.store.clone(), filter, start, self.shutdown.clone(), span.clone());
+        let rx = watch::spawn(self.store.clone(), filter, start, deadline, self.shutdown.clone(), span.clone());
         span.in_scope(|| tracing::debug!("watch started"));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }

@@ -48,13 +48,14 @@ pub fn spawn(
     store: Store,
     filter: Filter,
     start: Start,
+    deadline: Option<tokio::time::Instant>,
     shutdown: CancellationToken,
     span: tracing::Span,
 ) -> mpsc::Receiver<Result<pb::WatchResponse, Status>> {
     let (tx, rx) = mpsc::channel(CHANNEL_MESSAGES);
     let live = store.subscribe();
     let watcher = Watcher { store, filter, tx };
-    tokio::spawn(async move { watcher.run(live, start, shutdown).await }.instrument(span));
+    tokio::spawn(async move { watcher.run(live, start, deadline, shutdown).await }.instrument(span));
     rx
 }
 
@@ -68,7 +69,13 @@ struct Watcher {
 struct Gone;
 
 impl Watcher {
-    async fn run(self, mut live: broadcast::Receiver<SharedChanges>, start: Start, shutdown: CancellationToken) {
+    async fn run(
+        self,
+        mut live: broadcast::Receiver<SharedChanges>,
+        start: Start,
+        deadline: Option<tokio::time::Instant>,
+        shutdown: CancellationToken,
+    ) {
         let first = match start {
             Start::Now => Ok(self.store.durable_revision()),
             Start::Snapshot => self.snapshot().await,
@@ -84,6 +91,11 @@ impl Watcher {
                     return;
                 }
                 _ = self.tx.closed() => return,
+                () = crate::request::until(deadline) => {
+                    let msg = format!("the client's deadline passed; resume with after_revision={last}");
+                    let _ = self.tx.send(Err(Status::deadline_exceeded(msg))).await;
+                    return;
+                }
                 r = live.recv() => r,
             };
             match group {

@@ -137,3 +137,23 @@ async fn a_lagging_watcher_is_told_to_resync_while_ingest_goes_on() {
     assert!(status.message().contains("resume with after_revision="), "{}", status.message());
     cloud.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_server_honours_client_deadlines_on_streams() {
+    let cloud = InProcessCloud::start().await.unwrap();
+    // The client only sends the grpc-timeout header; ending the call at the deadline is the server's job.
+    let mut request = tonic::Request::new(pb::WatchRequest::default());
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let mut stream = cloud.clients.twin().watch(request).await.unwrap().into_inner();
+    let status = loop {
+        match tokio::time::timeout(WAIT, stream.message()).await.expect("deadline not enforced") {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("stream ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    cloud.stop().await.unwrap();
+}
