@@ -38,14 +38,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             let header = match EntityStatic::try_from(&e) {
                 Ok(h) => h,
                 Err(err) => {
-                    rejected.push(pb::Rejection {
-                        upsert: true,
-                        index: i as u32,
-                        entity_id: e.id.clone(),
-                        attribute: String::new(),
-                        code: status::convert_reject_code(&err) as i32,
-                        message: format!("entity {:?}: {err}", e.id),
-                    });
+                    rejected.push(status::upsert_rejection(i, &e.id, &err));
                     continue;
                 }
             };

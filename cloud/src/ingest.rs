@@ -241,14 +241,7 @@ impl Session {
                     out.write.upserts.push(h);
                     out.upsert_index.push(i as u32);
                 }
-                Err(err) => out.rejected.push(pb::Rejection {
-                    upsert: true,
-                    index: i as u32,
-                    entity_id: e.id.clone(),
-                    attribute: String::new(),
-                    code: status::convert_reject_code(&err) as i32,
-                    message: format!("upsert of entity {:?}: {err}", e.id),
-                }),
+                Err(err) => out.rejected.push(status::upsert_rejection(i, &e.id, &err)),
             }
         }
         // Entity and attribute names repeat a lot within a stream: keep the validated ones.

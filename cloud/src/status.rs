@@ -48,8 +48,20 @@ pub fn reject_code(reason: &RejectReason) -> RejectCode {
     }
 }
 
+/// The rejection of upsert `index` (entity `entity_id`) that does not convert.
+pub fn upsert_rejection(index: usize, entity_id: &str, e: &ConvertError) -> twin_proto::pb::Rejection {
+    twin_proto::pb::Rejection {
+        upsert: true,
+        index: index as u32,
+        entity_id: entity_id.to_owned(),
+        attribute: String::new(),
+        code: convert_reject_code(e) as i32,
+        message: format!("entity {entity_id:?}: {e}"),
+    }
+}
+
 /// The reject code of an upsert that does not convert.
-pub fn convert_reject_code(e: &ConvertError) -> RejectCode {
+fn convert_reject_code(e: &ConvertError) -> RejectCode {
     match e {
         ConvertError::MissingField(_) => RejectCode::MissingField,
         ConvertError::InvalidId { .. } => RejectCode::InvalidId,
