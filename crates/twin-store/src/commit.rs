@@ -17,6 +17,7 @@ use crate::{
     Durability, StoreError,
     changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges},
     durability::FileSyncer,
+    history::HistoryWriter,
     keys,
     state::State,
     write::{
@@ -24,11 +25,20 @@ use crate::{
     },
 };
 
-/// A write waiting for the committer.
+/// Work for the committer.
 #[derive(Debug)]
-pub(crate) struct Request {
-    pub batch: WriteBatch,
-    pub reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+pub(crate) enum Request {
+    /// Apply a batch.
+    Write { batch: WriteBatch, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
+    /// Run retention; replies (history points deleted, change-log records deleted).
+    Retention { reply: oneshot::Sender<Result<(usize, usize), StoreError>> },
+}
+
+/// A write in the current group.
+#[derive(Debug)]
+pub(crate) struct Write {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
 }
 
 /// Encodes an in-memory record. Our records are plain data that postcard always encodes.
@@ -50,6 +60,8 @@ pub(crate) struct Committer {
     pub durable_revision: Arc<AtomicU64>,
     pub max_group: usize,
     pub history_retention_ms: i64,
+    pub changelog_revisions: u64,
+    pub history: HistoryWriter,
     /// Attributes changed in the current group; their state records are written once per group.
     pub dirty: HashSet<(EntityId, AttrName)>,
     /// Changes of the current group.
@@ -60,15 +72,31 @@ impl Committer {
     /// Commits groups until every sender is gone, then flushes.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut group = Vec::with_capacity(self.max_group);
-        while let Some(first) = rx.blocking_recv() {
-            group.push(first);
-            while group.len() < self.max_group {
-                match rx.try_recv() {
-                    Ok(r) => group.push(r),
-                    Err(_) => break,
+        let mut next = rx.blocking_recv();
+        while let Some(request) = next.take() {
+            match request {
+                Request::Retention { reply } => {
+                    let _ = reply.send(self.retention());
+                }
+                Request::Write { batch, reply } => {
+                    group.push(Write { batch, reply });
+                    // Take what is already queued, up to a group; a retention request ends the group.
+                    while group.len() < self.max_group {
+                        match rx.try_recv() {
+                            Ok(Request::Write { batch, reply }) => group.push(Write { batch, reply }),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(&mut group);
                 }
             }
-            self.commit(&mut group);
+            if next.is_none() {
+                next = rx.blocking_recv();
+            }
         }
         if let Err(e) = self.make_durable() {
             tracing::error!(error = %e, "final flush of the store failed");
@@ -84,7 +112,7 @@ impl Committer {
         Ok(())
     }
 
-    fn commit(&mut self, group: &mut Vec<Request>) {
+    fn commit(&mut self, group: &mut Vec<Write>) {
         let _span = tracing::trace_span!("commit_group", batches = group.len()).entered();
         if self.failed.load(Ordering::Acquire) {
             for req in group.drain(..) {
@@ -96,13 +124,14 @@ impl Committer {
         let mut sled_batch = sled::Batch::default();
         let mut replies = Vec::with_capacity(group.len());
         let state_lock = self.state.clone();
-        let revision = {
+        let applied: Result<u64, StoreError> = (|| {
             let mut state = state_lock.write();
             let before = state.revision;
             for req in group.drain(..) {
                 let outcome = self.apply(&mut state, req.batch, now, &mut sled_batch);
-                replies.push((req.reply, outcome));
+                replies.push((req.reply, outcome?));
             }
+            self.history.flush_into(&mut sled_batch);
             for (id, attribute) in self.dirty.drain() {
                 if let Some(a) = state.get(&id).and_then(|e| e.attributes.get(&attribute)) {
                     sled_batch.insert(keys::attribute(&id, &attribute), encode(a));
@@ -111,7 +140,22 @@ impl Committer {
             if state.revision != before {
                 sled_batch.insert(keys::REVISION, &state.revision.to_be_bytes());
             }
-            state.revision
+            Ok(state.revision)
+        })();
+        let revision = match applied {
+            Ok(r) => r,
+            Err(e) => {
+                // A read of a history chunk failed; nothing of the group was written. Memory may hold part of
+                // it, so stop, as for a failed write.
+                self.fail(&e);
+                for req in group.drain(..) {
+                    let _ = req.reply.send(Err(StoreError::Failed));
+                }
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(StoreError::Failed));
+                }
+                return;
+            }
         };
         for chunk in self.changes.chunks(MAX_CHANGES_PER_RECORD) {
             sled_batch.insert(&keys::changelog(chunk[0].revision()), encode(chunk));
@@ -131,9 +175,7 @@ impl Committer {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "group commit failed; the store stops accepting writes");
-                self.failed.store(true, Ordering::Release);
-                self.changes.clear();
+                self.fail(&e);
                 for (reply, _) in replies {
                     let _ = reply.send(Err(StoreError::Failed));
                 }
@@ -141,12 +183,48 @@ impl Committer {
         }
     }
 
+    fn fail(&mut self, e: &StoreError) {
+        tracing::error!(error = %e, "group commit failed; the store stops accepting writes");
+        self.failed.store(true, Ordering::Release);
+        self.changes.clear();
+        self.dirty.clear();
+        self.history.discard();
+    }
+
+    /// Deletes history older than the retention window and change-log records below the kept revisions.
+    /// Runs on the committer so that it never races the history writer's in-memory chunks.
+    fn retention(&mut self) -> Result<(usize, usize), StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed);
+        }
+        let (targets, revision): (Vec<(EntityId, Vec<AttrName>)>, u64) = {
+            let state = self.state.read();
+            (
+                state.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect(),
+                state.revision,
+            )
+        };
+        let cutoff = now_unix_ms() - self.history_retention_ms;
+        let mut batch = sled::Batch::default();
+        let points = self.history.retain(&self.db, &targets, cutoff, &mut batch)?;
+        let records = trim_changelog(&self.db, revision.saturating_sub(self.changelog_revisions), &mut batch)?;
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok((points, records))
+    }
+
     /// Applies one batch to memory and to the pending sled batch.
-    fn apply(&mut self, state: &mut State, batch: WriteBatch, now: UnixMs, out: &mut sled::Batch) -> WriteOutcome {
+    fn apply(
+        &mut self,
+        state: &mut State,
+        batch: WriteBatch,
+        now: UnixMs,
+        out: &mut sled::Batch,
+    ) -> Result<WriteOutcome, StoreError> {
         if let Some((edge, seq)) = &batch.origin {
             let last = state.edge_seq(edge);
             if *seq <= last {
-                return WriteOutcome::Duplicate { last_applied_seq: last, revision: state.revision };
+                return Ok(WriteOutcome::Duplicate { last_applied_seq: last, revision: state.revision });
             }
         }
         let mut summary = WriteSummary::default();
@@ -198,7 +276,7 @@ impl Committer {
                 }
             };
             if u.observed_at >= history_floor {
-                out.insert(keys::history(&u.entity, &u.attribute, u.observed_at), encode(&value));
+                self.history.record(&self.db, &u.entity, &u.attribute, u.observed_at, value.clone())?;
             }
             let slot = entity.attributes.entry(u.attribute.clone()).or_default();
             if slot.reported.as_ref().is_some_and(|r| r.observed_at >= u.observed_at) {
@@ -224,6 +302,25 @@ impl Committer {
         }
         state.revision = revision;
         summary.revision = revision;
-        WriteOutcome::Applied(summary)
+        Ok(WriteOutcome::Applied(summary))
     }
+}
+
+/// Deletes change-log records whose every revision is at or below `floor`; keeps the newest record.
+fn trim_changelog(db: &sled::Db, floor: u64, out: &mut sled::Batch) -> Result<usize, StoreError> {
+    let mut deleted = 0;
+    let mut previous: Option<sled::IVec> = None;
+    for entry in db.scan_prefix([keys::CHANGELOG]) {
+        let (k, _) = entry?;
+        let first = keys::u64_from(&k[1..]).unwrap_or(0);
+        // The previous record ends just before this one starts.
+        if first.saturating_sub(1) > floor {
+            break;
+        }
+        if let Some(p) = previous.replace(k) {
+            out.remove(p);
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }

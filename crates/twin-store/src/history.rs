@@ -1,9 +1,26 @@
-//! Per-attribute history: every accepted observation (including ones older than the latest value) is kept
-//! under `H` id attribute observed_at until retention deletes it. Queries scan one attribute's key range.
+//! Per-attribute history, stored in chunks.
+//!
+//! Every accepted observation (including ones older than the latest value) is kept until retention
+//! deletes it. Points are grouped into **chunks** of up to [`CHUNK_POINTS`] points per attribute, keyed
+//! `H id 0x00 attribute 0x00 start` where `start` is the chunk's first observed time. sled's memory use
+//! grows with every distinct key it has ever stored (about 1.8 KB each, whatever its cache size), while
+//! rewriting an existing key is cheap: chunking keeps the key count at 1/64 of the point count.
+//!
+//! Invariant: chunk `C` holds only points in `[start(C), start(next chunk))`, sorted, one per observed
+//! time. New points extend the newest chunk (kept in memory by the committer and rewritten once per group)
+//! until it is full and the point is newer than its last one, which starts a new chunk. A late point goes
+//! into the closest chunk starting at or before it, or starts a chunk of its own when it predates them all.
+//! So a scan in key order yields points in time order.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
 use twin_model::{AttrName, EntityId, UnixMs, Value};
 
-use crate::{StoreError, keys};
+use crate::{StoreError, commit::encode, keys};
+
+/// The most points a chunk gets before a newer point starts the next one.
+pub const CHUNK_POINTS: usize = 64;
 
 /// Raw history points, oldest first, and whether the limit cut them.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,24 +46,240 @@ pub struct HistoryBucket {
     pub avg: f64,
 }
 
+/// A chunk on disk: offsets from the chunk start (small varints) and values.
+#[derive(Serialize, Deserialize)]
+struct ChunkRecord {
+    points: Vec<(u64, Value)>,
+}
+
+/// A chunk in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Chunk {
+    start: UnixMs,
+    points: Vec<(UnixMs, Value)>,
+}
+
+impl Chunk {
+    fn new(t: UnixMs, value: Value) -> Self {
+        Chunk { start: t, points: vec![(t, value)] }
+    }
+
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<Chunk, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { key: keys::escaped(key), reason };
+        let start = keys::time_from_key(key).ok_or_else(|| corrupt("short history key".into()))?;
+        let record: ChunkRecord = postcard::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let points = record.points.into_iter().map(|(offset, v)| (start.saturating_add(offset as i64), v)).collect();
+        Ok(Chunk { start, points })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let points = self.points.iter().map(|(t, v)| ((t - self.start) as u64, v.clone())).collect();
+        encode(&ChunkRecord { points })
+    }
+
+    /// Inserts in time order; a second point at the same time replaces the first (a replayed observation).
+    fn insert(&mut self, t: UnixMs, value: Value) {
+        match self.points.binary_search_by_key(&t, |p| p.0) {
+            Ok(i) => self.points[i].1 = value,
+            Err(i) => self.points.insert(i, (t, value)),
+        }
+    }
+
+    fn last_time(&self) -> UnixMs {
+        self.points.last().map_or(self.start, |p| p.0)
+    }
+}
+
+type AttrKey = (EntityId, AttrName);
+
+/// The committer's history writer: the newest chunk of each attribute in memory, and what the current
+/// group changed.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryWriter {
+    newest: HashMap<AttrKey, Chunk>,
+    dirty: HashSet<AttrKey>,
+    /// Older chunks changed in this group (late points, full chunks replaced), by key.
+    older: BTreeMap<Vec<u8>, Chunk>,
+}
+
+/// The newest chunk of an attribute on disk.
+fn load_newest(db: &sled::Db, id: &str, attr: &str) -> Result<Option<Chunk>, StoreError> {
+    let prefix = keys::history_prefix(id, attr);
+    match db.scan_prefix(&prefix).next_back() {
+        Some(entry) => {
+            let (k, v) = entry?;
+            Ok(Some(Chunk::decode(&k, &v)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The key of the chunk that holds (or would hold) time `t`: the last chunk starting at or before `t`.
+fn chunk_key_at(db: &sled::Db, id: &str, attr: &str, t: UnixMs) -> Result<Option<sled::IVec>, StoreError> {
+    let prefix = keys::history_prefix(id, attr);
+    match db.range(prefix.clone()..=keys::history(id, attr, t)).next_back() {
+        Some(entry) => Ok(Some(entry?.0)),
+        None => Ok(None),
+    }
+}
+
+impl HistoryWriter {
+    /// Adds one point.
+    pub fn record(
+        &mut self,
+        db: &sled::Db,
+        id: &EntityId,
+        attr: &AttrName,
+        t: UnixMs,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        let key = (id.clone(), attr.clone());
+        if !self.newest.contains_key(&key)
+            && let Some(chunk) = load_newest(db, id, attr)?
+        {
+            self.newest.insert(key.clone(), chunk);
+        }
+        let Some(newest) = self.newest.get_mut(&key) else {
+            self.newest.insert(key.clone(), Chunk::new(t, value));
+            self.dirty.insert(key);
+            return Ok(());
+        };
+        if t >= newest.start {
+            if newest.points.len() >= CHUNK_POINTS && t > newest.last_time() {
+                let full = std::mem::replace(newest, Chunk::new(t, value));
+                if self.dirty.contains(&key) {
+                    self.older.insert(keys::history(id, attr, full.start), full);
+                }
+            } else {
+                newest.insert(t, value);
+            }
+            self.dirty.insert(key);
+            return Ok(());
+        }
+        // A late point, older than the newest chunk: into the closest earlier chunk, pending or on disk.
+        let target = keys::history(id, attr, t);
+        let prefix = keys::history_prefix(id, attr);
+        let pending = self.older.range(prefix.clone()..=target.clone()).next_back().map(|(k, _)| k.clone());
+        let on_disk = chunk_key_at(db, id, attr, t)?.map(|k| k.to_vec());
+        let chosen = match (pending, on_disk) {
+            (Some(p), Some(d)) => Some(p.max(d)),
+            (p, d) => p.or(d),
+        };
+        match chosen {
+            Some(k) => {
+                if !self.older.contains_key(&k) {
+                    let bytes = db.get(&k)?.ok_or_else(|| StoreError::Corrupt {
+                        key: keys::escaped(&k),
+                        reason: "history chunk vanished".into(),
+                    })?;
+                    let chunk = Chunk::decode(&k, &bytes)?;
+                    self.older.insert(k.clone(), chunk);
+                }
+                if let Some(chunk) = self.older.get_mut(&k) {
+                    chunk.insert(t, value);
+                }
+            }
+            None => {
+                self.older.insert(target, Chunk::new(t, value));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every chunk the group changed into `out`.
+    pub fn flush_into(&mut self, out: &mut sled::Batch) {
+        for (id, attr) in self.dirty.drain() {
+            if let Some(chunk) = self.newest.get(&(id.clone(), attr.clone())) {
+                out.insert(keys::history(&id, &attr, chunk.start), chunk.encode());
+            }
+        }
+        for (k, chunk) in std::mem::take(&mut self.older) {
+            out.insert(k, chunk.encode());
+        }
+    }
+
+    /// Forgets what the current group changed (after a failed commit the store stops anyway).
+    pub fn discard(&mut self) {
+        self.dirty.clear();
+        self.older.clear();
+        self.newest.clear();
+    }
+
+    /// Deletes the points observed before `cutoff` of the given attributes: whole chunks are removed,
+    /// partly old ones rewritten. Returns how many points were deleted.
+    pub fn retain(
+        &mut self,
+        db: &sled::Db,
+        targets: &[(EntityId, Vec<AttrName>)],
+        cutoff: UnixMs,
+        out: &mut sled::Batch,
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for (id, attrs) in targets {
+            for attr in attrs {
+                let prefix = keys::history_prefix(id, attr);
+                for entry in db.range(prefix..keys::history(id, attr, cutoff)) {
+                    let (k, v) = entry?;
+                    let key = (id.clone(), attr.clone());
+                    let is_newest = self.newest.get(&key).is_some_and(|c| keys::history(id, attr, c.start) == *k);
+                    let mut chunk = if is_newest {
+                        match self.newest.get(&key) {
+                            Some(c) => c.clone(),
+                            None => continue,
+                        }
+                    } else {
+                        Chunk::decode(&k, &v)?
+                    };
+                    let before = chunk.points.len();
+                    chunk.points.retain(|(t, _)| *t >= cutoff);
+                    deleted += before - chunk.points.len();
+                    if chunk.points.is_empty() {
+                        out.remove(k);
+                        if is_newest {
+                            self.newest.remove(&key);
+                        }
+                    } else if chunk.points.len() != before {
+                        // The chunk keeps its key (its start); its points stay within its range.
+                        out.insert(k, chunk.encode());
+                        if is_newest {
+                            self.newest.insert(key, chunk);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Points of one attribute in `[from, to)`, in time order.
 fn scan(
     db: &sled::Db,
     entity: &EntityId,
     attribute: &AttrName,
     from: UnixMs,
     to: UnixMs,
-) -> impl Iterator<Item = Result<(UnixMs, Value), StoreError>> {
-    let start = keys::history(entity, attribute, from);
+) -> Result<impl Iterator<Item = Result<(UnixMs, Value), StoreError>>, StoreError> {
+    // Start at the chunk holding `from`, which may start before it.
+    let start = match chunk_key_at(db, entity, attribute, from)? {
+        Some(k) => k.to_vec(),
+        None => keys::history(entity, attribute, from),
+    };
     let end = keys::history(entity, attribute, to);
-    let range = if from < to { db.range(start..end) } else { db.range(start.clone()..start) };
-    range.map(|entry| {
-        let (k, v) = entry?;
-        let t = keys::time_from_key(&k)
-            .ok_or_else(|| StoreError::Corrupt { key: keys::escaped(&k), reason: "short history key".into() })?;
-        let value = postcard::from_bytes(&v)
-            .map_err(|e| StoreError::Corrupt { key: keys::escaped(&k), reason: e.to_string() })?;
-        Ok((t, value))
-    })
+    let chunks = if from < to { db.range(start..end) } else { db.range(end.clone()..end) };
+    Ok(chunks
+        .map(|entry| {
+            let (k, v) = entry?;
+            Chunk::decode(&k, &v)
+        })
+        .flat_map(
+            move |chunk: Result<Chunk, StoreError>| -> Box<dyn Iterator<Item = Result<(UnixMs, Value), StoreError>>> {
+                match chunk {
+                    Ok(c) => Box::new(c.points.into_iter().filter(move |(t, _)| *t >= from && *t < to).map(Ok)),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            },
+        ))
 }
 
 pub(crate) fn points(
@@ -58,7 +291,7 @@ pub(crate) fn points(
     limit: usize,
 ) -> Result<HistoryPoints, StoreError> {
     let mut out = HistoryPoints::default();
-    for p in scan(db, entity, attribute, from, to) {
+    for p in scan(db, entity, attribute, from, to)? {
         if out.points.len() == limit {
             out.truncated = true;
             break;
@@ -78,7 +311,7 @@ pub(crate) fn buckets(
 ) -> Result<Vec<HistoryBucket>, StoreError> {
     let mut out: Vec<HistoryBucket> = Vec::new();
     let mut sum = 0.0;
-    for p in scan(db, entity, attribute, from, to) {
+    for p in scan(db, entity, attribute, from, to)? {
         let (t, value) = p?;
         let Some(v) = value.as_f64() else { continue };
         let start = t.div_euclid(bucket_ms) * bucket_ms;
@@ -99,34 +332,79 @@ pub(crate) fn buckets(
     Ok(out)
 }
 
-/// Deletes every history point observed before `cutoff` of the given attributes.
-pub(crate) fn delete_before(
-    db: &sled::Db,
-    targets: &[(EntityId, Vec<AttrName>)],
-    cutoff: UnixMs,
-) -> Result<usize, StoreError> {
-    let mut deleted = 0;
-    let mut batch = sled::Batch::default();
-    let mut pending = 0;
-    for (entity, attributes) in targets {
-        for attribute in attributes {
-            let start = keys::history_prefix(entity, attribute);
-            let end = keys::history(entity, attribute, cutoff);
-            for entry in db.range(start..end) {
-                let (k, _) = entry?;
-                batch.remove(k);
-                pending += 1;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> EntityId {
+        EntityId::new(s).unwrap()
+    }
+
+    fn commit(db: &sled::Db, w: &mut HistoryWriter) {
+        let mut b = sled::Batch::default();
+        w.flush_into(&mut b);
+        db.apply_batch(b).unwrap();
+    }
+
+    fn all(db: &sled::Db, e: &EntityId, a: &AttrName) -> Vec<UnixMs> {
+        points(db, e, a, i64::MIN, i64::MAX, usize::MAX).unwrap().points.into_iter().map(|p| p.0).collect()
+    }
+
+    #[test]
+    fn chunks_roll_over_and_late_points_land_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (e, a) = (id("urn:a"), AttrName::new("x").unwrap());
+        let mut w = HistoryWriter::default();
+        // 200 points, 10 per group, every other millisecond.
+        for group in 0..20 {
+            for i in 0..10 {
+                let t = 1_000 + (group * 10 + i) * 2;
+                w.record(&db, &e, &a, t, Value::Number(t as f64)).unwrap();
             }
-            if pending >= 10_000 {
-                db.apply_batch(std::mem::take(&mut batch))?;
-                deleted += pending;
-                pending = 0;
-            }
+            commit(&db, &mut w);
         }
+        let chunks = db.scan_prefix(keys::history_prefix(&e, &a)).count();
+        assert_eq!(chunks, 200usize.div_ceil(CHUNK_POINTS));
+        // Late points: in the middle of old chunks, before every chunk, and a replay of an existing time.
+        let mut late = HistoryWriter::default();
+        for t in [1_001, 1_201, 1_203, 500, 1_100] {
+            late.record(&db, &e, &a, t, Value::Number(-1.0)).unwrap();
+        }
+        commit(&db, &mut late);
+        let mut expected: Vec<UnixMs> = (0..200).map(|k| 1_000 + k * 2).collect();
+        expected.extend([1_001, 1_201, 1_203, 500]);
+        expected.sort();
+        assert_eq!(all(&db, &e, &a), expected);
+        let window = points(&db, &e, &a, 1_199, 1_204, 100).unwrap().points;
+        assert_eq!(window.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1_200, 1_201, 1_202, 1_203]);
+        assert_eq!(window[1].1, Value::Number(-1.0));
+        // A fresh writer (as after a restart) continues the newest chunk from disk.
+        let mut again = HistoryWriter::default();
+        again.record(&db, &e, &a, 5_000, Value::Number(1.0)).unwrap();
+        commit(&db, &mut again);
+        assert_eq!(db.scan_prefix(keys::history_prefix(&e, &a)).count(), chunks + 1, "one chunk for the late point");
+        assert_eq!(*all(&db, &e, &a).last().unwrap(), 5_000);
     }
-    if pending > 0 {
-        db.apply_batch(batch)?;
-        deleted += pending;
+
+    #[test]
+    fn retention_removes_old_points_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (e, a) = (id("urn:a"), AttrName::new("x").unwrap());
+        let mut w = HistoryWriter::default();
+        for t in 0..300 {
+            w.record(&db, &e, &a, t, Value::Integer(t)).unwrap();
+        }
+        commit(&db, &mut w);
+        let mut b = sled::Batch::default();
+        let deleted = w.retain(&db, &[(e.clone(), vec![a.clone()])], 150, &mut b).unwrap();
+        db.apply_batch(b).unwrap();
+        assert_eq!(deleted, 150);
+        assert_eq!(all(&db, &e, &a), (150..300).collect::<Vec<_>>());
+        // The writer's newest chunk is still consistent with disk.
+        w.record(&db, &e, &a, 300, Value::Integer(300)).unwrap();
+        commit(&db, &mut w);
+        assert_eq!(all(&db, &e, &a), (150..=300).collect::<Vec<_>>());
     }
-    Ok(deleted)
 }

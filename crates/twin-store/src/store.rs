@@ -97,6 +97,8 @@ impl Store {
             durable_revision: durable_revision.clone(),
             max_group: config.max_group_batches.max(1),
             history_retention_ms: config.history_retention.as_millis().min(i64::MAX as u128) as i64,
+            changelog_revisions: config.changelog_revisions,
+            history: Default::default(),
             dirty: HashSet::new(),
             changes: Vec::new(),
         };
@@ -139,7 +141,7 @@ impl Store {
         }
         let tx = self.inner.writer.read().clone().ok_or(StoreError::Closed)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Request { batch, reply }).await.map_err(|_| StoreError::Closed)?;
+        tx.send(Request::Write { batch, reply }).await.map_err(|_| StoreError::Closed)?;
         Ok(PendingWrite(rx))
     }
 
@@ -282,54 +284,32 @@ impl Store {
     }
 
     /// Runs retention now: deletes history older than the retention window and change-log records older
-    /// than the kept revisions. Returns (history points, log records) deleted. Blocking.
-    pub fn run_retention(&self) -> Result<(usize, usize), StoreError> {
-        let targets: Vec<(EntityId, Vec<twin_model::AttrName>)> = self
-            .with_state(|s| s.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect());
-        let cutoff =
-            twin_model::now_unix_ms() - self.inner.config.history_retention.as_millis().min(i64::MAX as u128) as i64;
-        let points = history::delete_before(&self.inner.db, &targets, cutoff)?;
-        let floor = self.revision().saturating_sub(self.inner.config.changelog_revisions);
-        let records = trim_changelog(&self.inner.db, floor)?;
-        Ok((points, records))
+    /// than the kept revisions. Returns (history points, log records) deleted. The committer does the work
+    /// between groups.
+    pub async fn run_retention(&self) -> Result<(usize, usize), StoreError> {
+        let tx = self.inner.writer.read().clone().ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Request::Retention { reply }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     fn retention_loop(self, stop: std_mpsc::Receiver<()>) {
         let interval = self.inner.config.retention_interval.max(Duration::from_millis(10));
         while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
-            match self.run_retention() {
-                Ok((0, 0)) => {}
-                Ok((points, records)) => tracing::debug!(points, records, "retention deleted old history and log"),
-                Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+            let Some(tx) = self.inner.writer.read().clone() else { return };
+            let (reply, rx) = oneshot::channel();
+            if tx.blocking_send(Request::Retention { reply }).is_err() {
+                return;
+            }
+            drop(tx);
+            match rx.blocking_recv() {
+                Ok(Ok((0, 0))) => {}
+                Ok(Ok((points, records))) => tracing::debug!(points, records, "retention deleted old history and log"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention failed; will retry"),
+                Err(_) => return,
             }
         }
     }
-}
-
-/// Deletes change-log records whose every revision is at or below `floor`; keeps the newest record.
-fn trim_changelog(db: &sled::Db, floor: u64) -> Result<usize, StoreError> {
-    let mut doomed = Vec::new();
-    let mut previous: Option<sled::IVec> = None;
-    for entry in db.scan_prefix([keys::CHANGELOG]) {
-        let (k, _) = entry?;
-        let first = keys::u64_from(&k[1..]).unwrap_or(0);
-        // The previous record ends just before this one starts.
-        if first.saturating_sub(1) > floor {
-            break;
-        }
-        if let Some(p) = previous.replace(k) {
-            doomed.push(p);
-        }
-    }
-    let n = doomed.len();
-    if n > 0 {
-        let mut batch = sled::Batch::default();
-        for k in doomed {
-            batch.remove(k);
-        }
-        db.apply_batch(batch)?;
-    }
-    Ok(n)
 }
 
 /// Reads the latest state back from disk.

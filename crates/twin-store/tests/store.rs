@@ -221,7 +221,7 @@ async fn retention_deletes_old_history_and_trims_the_change_log() {
         store.write(WriteBatch { updates, ..Default::default() }).await.unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(2_100));
-    let (points, records) = store.run_retention().unwrap();
+    let (points, records) = store.run_retention().await.unwrap();
     assert_eq!(points, 1);
     assert!(records >= 1, "old change-log records are deleted");
     let left = store.history_points(&id, &attr, window.0, window.1, 10_000).unwrap().points;
