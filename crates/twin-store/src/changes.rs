@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use twin_model::{AttrName, EntityId, EntityStatic, Reported};
+use twin_model::{AttrName, EntityId, EntityStatic, Reported, UnixMs, Value};
 
 /// The most changes in one change-log record.
 pub const MAX_CHANGES_PER_RECORD: usize = 512;
@@ -64,3 +64,17 @@ pub struct ChangeGroup {
 
 /// A shared, immutable change group.
 pub type SharedChanges = Arc<ChangeGroup>;
+
+/// An accepted observation older than the attribute's latest value: it goes to history only, so it is not a
+/// change and has no revision; the `W` records keep it durable until the next checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StalePoint {
+    /// The entity.
+    pub entity: EntityId,
+    /// The attribute.
+    pub attribute: AttrName,
+    /// When it was observed.
+    pub observed_at: UnixMs,
+    /// The value.
+    pub value: Value,
+}

@@ -1,4 +1,9 @@
 //! The committer thread: the only writer. See the crate docs for the guarantees it gives.
+//!
+//! Per group it writes the durable record: change-log records (`C`), stale points (`W`), entity headers,
+//! the edges' sequence numbers and the revision, as one atomic sled batch, then flushes and fsyncs. The
+//! latest attribute state and the history chunks it keeps in memory and writes as a **checkpoint** every
+//! `checkpoint_interval`, before retention and at shutdown; recovery replays the log after the checkpoint.
 
 use std::{
     collections::HashSet,
@@ -6,16 +11,17 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use twin_model::{AttrName, Catalog, EntityId, Reported, UnixMs, now_unix_ms};
 
 use crate::{
     Durability, StoreError,
-    changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges},
+    changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges, StalePoint},
     durability::FileSyncer,
     history::HistoryWriter,
     keys,
@@ -47,6 +53,27 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("postcard encodes plain in-memory records")
 }
 
+/// What the last checkpoint covers: every change up to `revision` and every stale-point record up to
+/// `stale_seq` is in the `A` and `H` records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub revision: u64,
+    pub stale_seq: u64,
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..8].copy_from_slice(&self.revision.to_be_bytes());
+        b[8..].copy_from_slice(&self.stale_seq.to_be_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Checkpoint> {
+        Some(Checkpoint { revision: keys::u64_from(b.get(..8)?)?, stale_seq: keys::u64_from(b.get(8..16)?)? })
+    }
+}
+
 /// The committer's state; runs on its own thread.
 #[derive(Debug)]
 pub(crate) struct Committer {
@@ -61,15 +88,23 @@ pub(crate) struct Committer {
     pub max_group: usize,
     pub history_retention_ms: i64,
     pub changelog_revisions: u64,
-    pub history: HistoryWriter,
-    /// Attributes changed in the current group; their state records are written once per group.
+    pub checkpoint_interval: Duration,
+    pub history: Arc<Mutex<HistoryWriter>>,
+    /// What the last checkpoint covers.
+    pub checkpoint: Checkpoint,
+    pub last_checkpoint: Instant,
+    /// The last stale-point record written.
+    pub stale_seq: u64,
+    /// Attributes changed since the last checkpoint.
     pub dirty: HashSet<(EntityId, AttrName)>,
     /// Changes of the current group.
     pub changes: Vec<Change>,
+    /// Stale points of the current group.
+    pub stale: Vec<StalePoint>,
 }
 
 impl Committer {
-    /// Commits groups until every sender is gone, then flushes.
+    /// Commits groups until every sender is gone, then checkpoints and flushes.
     pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         let mut group = Vec::with_capacity(self.max_group);
         let mut next = rx.blocking_recv();
@@ -92,14 +127,21 @@ impl Committer {
                         }
                     }
                     self.commit(&mut group);
+                    if self.last_checkpoint.elapsed() >= self.checkpoint_interval
+                        && let Err(e) = self.write_checkpoint()
+                    {
+                        self.fail(&e);
+                    }
                 }
             }
             if next.is_none() {
                 next = rx.blocking_recv();
             }
         }
-        if let Err(e) = self.make_durable() {
-            tracing::error!(error = %e, "final flush of the store failed");
+        if !self.failed.load(Ordering::Acquire)
+            && let Err(e) = self.write_checkpoint()
+        {
+            tracing::error!(error = %e, "final checkpoint of the store failed; the next start replays the log");
         }
         tracing::debug!("committer stopped");
     }
@@ -124,18 +166,14 @@ impl Committer {
         let mut sled_batch = sled::Batch::default();
         let mut replies = Vec::with_capacity(group.len());
         let state_lock = self.state.clone();
+        let history_lock = self.history.clone();
         let applied: Result<u64, StoreError> = (|| {
             let mut state = state_lock.write();
+            let mut history = history_lock.lock();
             let before = state.revision;
             for req in group.drain(..) {
-                let outcome = self.apply(&mut state, req.batch, now, &mut sled_batch);
+                let outcome = self.apply(&mut state, &mut history, req.batch, now, &mut sled_batch);
                 replies.push((req.reply, outcome?));
-            }
-            self.history.flush_into(&mut sled_batch);
-            for (id, attribute) in self.dirty.drain() {
-                if let Some(a) = state.get(&id).and_then(|e| e.attributes.get(&attribute)) {
-                    sled_batch.insert(keys::attribute(&id, &attribute), encode(a));
-                }
             }
             if state.revision != before {
                 sled_batch.insert(keys::REVISION, &state.revision.to_be_bytes());
@@ -145,8 +183,8 @@ impl Committer {
         let revision = match applied {
             Ok(r) => r,
             Err(e) => {
-                // A read of a history chunk failed; nothing of the group was written. Memory may hold part of
-                // it, so stop, as for a failed write.
+                // Reading a history chunk failed; nothing of the group was written, but memory may hold part
+                // of it, so stop, as for a failed write.
                 self.fail(&e);
                 for req in group.drain(..) {
                     let _ = req.reply.send(Err(StoreError::Failed));
@@ -159,6 +197,12 @@ impl Committer {
         };
         for chunk in self.changes.chunks(MAX_CHANGES_PER_RECORD) {
             sled_batch.insert(&keys::changelog(chunk[0].revision()), encode(chunk));
+        }
+        if !self.stale.is_empty() {
+            self.stale_seq += 1;
+            sled_batch.insert(&keys::stale(self.stale_seq), encode(&self.stale));
+            sled_batch.insert(keys::STALE_SEQ, &self.stale_seq.to_be_bytes());
+            self.stale.clear();
         }
         let result = self.db.apply_batch(sled_batch).map_err(StoreError::from).and_then(|()| self.make_durable());
         match result {
@@ -184,30 +228,63 @@ impl Committer {
     }
 
     fn fail(&mut self, e: &StoreError) {
-        tracing::error!(error = %e, "group commit failed; the store stops accepting writes");
+        tracing::error!(error = %e, "the store stops accepting writes after a storage failure");
         self.failed.store(true, Ordering::Release);
         self.changes.clear();
+        self.stale.clear();
         self.dirty.clear();
-        self.history.discard();
+        self.history.lock().discard();
     }
 
-    /// Deletes history older than the retention window and change-log records below the kept revisions.
-    /// Runs on the committer so that it never races the history writer's in-memory chunks.
+    /// Writes the latest state and history changed since the last checkpoint, and what it covers, as one
+    /// atomic batch; made durable before the change log below it may be trimmed.
+    pub fn write_checkpoint(&mut self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let revision = {
+            let state = self.state.read();
+            for (id, attribute) in self.dirty.drain() {
+                if let Some(a) = state.get(&id).and_then(|e| e.attributes.get(&attribute)) {
+                    batch.insert(keys::attribute(&id, &attribute), encode(a));
+                }
+            }
+            state.revision
+        };
+        let pending = {
+            let mut history = self.history.lock();
+            let pending = history.pending();
+            history.flush_into(&mut batch);
+            pending
+        };
+        let checkpoint = Checkpoint { revision, stale_seq: self.stale_seq };
+        batch.insert(keys::CHECKPOINT, &checkpoint.encode());
+        self.db.apply_batch(batch)?;
+        self.make_durable()?;
+        tracing::trace!(revision, chunks = pending, "checkpoint written");
+        self.checkpoint = checkpoint;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Deletes history older than the retention window, change-log records below both the kept revisions
+    /// and the checkpoint, and stale-point records the checkpoint covers. Runs on the committer so that it
+    /// never races the history writer.
     fn retention(&mut self) -> Result<(usize, usize), StoreError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
-        let (targets, revision): (Vec<(EntityId, Vec<AttrName>)>, u64) = {
+        self.write_checkpoint()?;
+        let targets: Vec<(EntityId, Vec<AttrName>)> = {
             let state = self.state.read();
-            (
-                state.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect(),
-                state.revision,
-            )
+            state.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect()
         };
         let cutoff = now_unix_ms() - self.history_retention_ms;
         let mut batch = sled::Batch::default();
-        let points = self.history.retain(&self.db, &targets, cutoff, &mut batch)?;
-        let records = trim_changelog(&self.db, revision.saturating_sub(self.changelog_revisions), &mut batch)?;
+        let points = self.history.lock().retain(&self.db, &targets, cutoff, &mut batch)?;
+        let floor = self.checkpoint.revision.saturating_sub(self.changelog_revisions);
+        let records = trim_changelog(&self.db, floor, &mut batch)?;
+        for entry in self.db.range(keys::stale(0)..=keys::stale(self.checkpoint.stale_seq)) {
+            batch.remove(entry?.0);
+        }
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok((points, records))
@@ -217,6 +294,7 @@ impl Committer {
     fn apply(
         &mut self,
         state: &mut State,
+        history: &mut HistoryWriter,
         batch: WriteBatch,
         now: UnixMs,
         out: &mut sled::Batch,
@@ -275,12 +353,21 @@ impl Committer {
                     continue;
                 }
             };
-            if u.observed_at >= history_floor {
-                self.history.record(&self.db, &u.entity, &u.attribute, u.observed_at, value.clone())?;
+            let in_history = u.observed_at >= history_floor;
+            if in_history {
+                history.record(&self.db, &u.entity, &u.attribute, u.observed_at, value.clone())?;
             }
             let slot = entity.attributes.entry(u.attribute.clone()).or_default();
             if slot.reported.as_ref().is_some_and(|r| r.observed_at >= u.observed_at) {
                 summary.stale += 1;
+                if in_history {
+                    self.stale.push(StalePoint {
+                        entity: u.entity,
+                        attribute: u.attribute,
+                        observed_at: u.observed_at,
+                        value,
+                    });
+                }
                 continue;
             }
             revision += 1;

@@ -38,6 +38,9 @@ pub struct StoreConfig {
     pub watch_buffer_groups: usize,
     /// sled's page cache size in bytes.
     pub cache_bytes: u64,
+    /// How often the latest state and history are checkpointed from the change log; a restart replays at
+    /// most this much of the log.
+    pub checkpoint_interval: Duration,
 }
 
 impl StoreConfig {
@@ -53,6 +56,7 @@ impl StoreConfig {
             retention_interval: Duration::from_secs(60),
             watch_buffer_groups: 1024,
             cache_bytes: 256 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }

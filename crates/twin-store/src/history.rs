@@ -7,10 +7,13 @@
 //! rewriting an existing key is cheap: chunking keeps the key count at 1/64 of the point count.
 //!
 //! Invariant: chunk `C` holds only points in `[start(C), start(next chunk))`, sorted, one per observed
-//! time. New points extend the newest chunk (kept in memory by the committer and rewritten once per group)
-//! until it is full and the point is newer than its last one, which starts a new chunk. A late point goes
+//! time. New points extend the newest chunk (kept in memory by the committer) until it is full and the
+//! point is newer than its last one, which starts a new chunk. A late point goes
 //! into the closest chunk starting at or before it, or starts a chunk of its own when it predates them all.
 //! So a scan in key order yields points in time order.
+//!
+//! Chunks changed since the last checkpoint live only in the [`HistoryWriter`] (their points are durable in
+//! the change log and the stale-point records); queries merge them over what is on disk.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -92,13 +95,14 @@ impl Chunk {
 
 type AttrKey = (EntityId, AttrName);
 
-/// The committer's history writer: the newest chunk of each attribute in memory, and what the current
-/// group changed.
+/// The committer's history writer: the newest chunk of each attribute in memory, and every chunk changed
+/// since the last checkpoint.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
     newest: HashMap<AttrKey, Chunk>,
+    /// Attributes whose newest chunk changed since the last checkpoint.
     dirty: HashSet<AttrKey>,
-    /// Older chunks changed in this group (late points, full chunks replaced), by key.
+    /// Older chunks changed since the last checkpoint (late points, full chunks replaced), by key.
     older: BTreeMap<Vec<u8>, Chunk>,
 }
 
@@ -186,7 +190,30 @@ impl HistoryWriter {
         Ok(())
     }
 
-    /// Writes every chunk the group changed into `out`.
+    /// The chunks of one attribute that changed since the last checkpoint, by key.
+    pub fn pending_chunks(&self, id: &EntityId, attr: &AttrName) -> Vec<(Vec<u8>, Chunk)> {
+        let prefix = keys::history_prefix(id, attr);
+        let mut out: Vec<(Vec<u8>, Chunk)> = self
+            .older
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let key = (id.clone(), attr.clone());
+        if self.dirty.contains(&key)
+            && let Some(c) = self.newest.get(&key)
+        {
+            out.push((keys::history(id, attr, c.start), c.clone()));
+        }
+        out
+    }
+
+    /// How many chunks wait for the next checkpoint.
+    pub fn pending(&self) -> usize {
+        self.dirty.len() + self.older.len()
+    }
+
+    /// Writes every chunk changed since the last checkpoint into `out`.
     pub fn flush_into(&mut self, out: &mut sled::Batch) {
         for (id, attr) in self.dirty.drain() {
             if let Some(chunk) = self.newest.get(&(id.clone(), attr.clone())) {
@@ -198,7 +225,7 @@ impl HistoryWriter {
         }
     }
 
-    /// Forgets what the current group changed (after a failed commit the store stops anyway).
+    /// Forgets everything (after a failed commit the store stops; a restart recovers from disk).
     pub fn discard(&mut self) {
         self.dirty.clear();
         self.older.clear();
@@ -252,38 +279,47 @@ impl HistoryWriter {
     }
 }
 
-/// Points of one attribute in `[from, to)`, in time order.
-fn scan(
+/// The chunks that may hold points of one attribute in `[from, to)`, in key (so time) order: those on
+/// disk, overridden by the writer's pending versions.
+fn chunks_for(
     db: &sled::Db,
+    writer: &parking_lot::Mutex<HistoryWriter>,
     entity: &EntityId,
     attribute: &AttrName,
     from: UnixMs,
     to: UnixMs,
-) -> Result<impl Iterator<Item = Result<(UnixMs, Value), StoreError>>, StoreError> {
-    // Start at the chunk holding `from`, which may start before it.
-    let start = match chunk_key_at(db, entity, attribute, from)? {
-        Some(k) => k.to_vec(),
-        None => keys::history(entity, attribute, from),
-    };
-    let end = keys::history(entity, attribute, to);
-    let chunks = if from < to { db.range(start..end) } else { db.range(end.clone()..end) };
-    Ok(chunks
-        .map(|entry| {
+) -> Result<Vec<Chunk>, StoreError> {
+    let mut chunks: BTreeMap<Vec<u8>, Chunk> = BTreeMap::new();
+    if from < to {
+        // Start at the chunk holding `from`, which may start before it.
+        let start = match chunk_key_at(db, entity, attribute, from)? {
+            Some(k) => k.to_vec(),
+            None => keys::history(entity, attribute, from),
+        };
+        for entry in db.range(start..keys::history(entity, attribute, to)) {
             let (k, v) = entry?;
-            Chunk::decode(&k, &v)
-        })
-        .flat_map(
-            move |chunk: Result<Chunk, StoreError>| -> Box<dyn Iterator<Item = Result<(UnixMs, Value), StoreError>>> {
-                match chunk {
-                    Ok(c) => Box::new(c.points.into_iter().filter(move |(t, _)| *t >= from && *t < to).map(Ok)),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                }
-            },
-        ))
+            chunks.insert(k.to_vec(), Chunk::decode(&k, &v)?);
+        }
+    }
+    chunks.extend(writer.lock().pending_chunks(entity, attribute));
+    Ok(chunks.into_values().collect())
+}
+
+fn scan(
+    db: &sled::Db,
+    writer: &parking_lot::Mutex<HistoryWriter>,
+    entity: &EntityId,
+    attribute: &AttrName,
+    from: UnixMs,
+    to: UnixMs,
+) -> Result<impl Iterator<Item = (UnixMs, Value)>, StoreError> {
+    let chunks = chunks_for(db, writer, entity, attribute, from, to)?;
+    Ok(chunks.into_iter().flat_map(|c| c.points).filter(move |(t, _)| *t >= from && *t < to))
 }
 
 pub(crate) fn points(
     db: &sled::Db,
+    writer: &parking_lot::Mutex<HistoryWriter>,
     entity: &EntityId,
     attribute: &AttrName,
     from: UnixMs,
@@ -291,18 +327,19 @@ pub(crate) fn points(
     limit: usize,
 ) -> Result<HistoryPoints, StoreError> {
     let mut out = HistoryPoints::default();
-    for p in scan(db, entity, attribute, from, to)? {
+    for p in scan(db, writer, entity, attribute, from, to)? {
         if out.points.len() == limit {
             out.truncated = true;
             break;
         }
-        out.points.push(p?);
+        out.points.push(p);
     }
     Ok(out)
 }
 
 pub(crate) fn buckets(
     db: &sled::Db,
+    writer: &parking_lot::Mutex<HistoryWriter>,
     entity: &EntityId,
     attribute: &AttrName,
     from: UnixMs,
@@ -311,8 +348,7 @@ pub(crate) fn buckets(
 ) -> Result<Vec<HistoryBucket>, StoreError> {
     let mut out: Vec<HistoryBucket> = Vec::new();
     let mut sum = 0.0;
-    for p in scan(db, entity, attribute, from, to)? {
-        let (t, value) = p?;
+    for (t, value) in scan(db, writer, entity, attribute, from, to)? {
         let Some(v) = value.as_f64() else { continue };
         let start = t.div_euclid(bucket_ms) * bucket_ms;
         match out.last_mut() {
@@ -347,7 +383,8 @@ mod tests {
     }
 
     fn all(db: &sled::Db, e: &EntityId, a: &AttrName) -> Vec<UnixMs> {
-        points(db, e, a, i64::MIN, i64::MAX, usize::MAX).unwrap().points.into_iter().map(|p| p.0).collect()
+        let none = parking_lot::Mutex::new(HistoryWriter::default());
+        points(db, &none, e, a, i64::MIN, i64::MAX, usize::MAX).unwrap().points.into_iter().map(|p| p.0).collect()
     }
 
     #[test]
@@ -376,7 +413,8 @@ mod tests {
         expected.extend([1_001, 1_201, 1_203, 500]);
         expected.sort();
         assert_eq!(all(&db, &e, &a), expected);
-        let window = points(&db, &e, &a, 1_199, 1_204, 100).unwrap().points;
+        let none = parking_lot::Mutex::new(HistoryWriter::default());
+        let window = points(&db, &none, &e, &a, 1_199, 1_204, 100).unwrap().points;
         assert_eq!(window.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1_200, 1_201, 1_202, 1_203]);
         assert_eq!(window[1].1, Value::Number(-1.0));
         // A fresh writer (as after a restart) continues the newest chunk from disk.
@@ -406,5 +444,37 @@ mod tests {
         w.record(&db, &e, &a, 300, Value::Integer(300)).unwrap();
         commit(&db, &mut w);
         assert_eq!(all(&db, &e, &a), (150..=300).collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+
+    #[test]
+    fn queries_see_chunks_not_yet_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (e, a) = (EntityId::new("urn:a").unwrap(), AttrName::new("x").unwrap());
+        let writer = parking_lot::Mutex::new(HistoryWriter::default());
+        for t in 0..100 {
+            writer.lock().record(&db, &e, &a, t, Value::Integer(t)).unwrap();
+        }
+        // Checkpoint the first 100, then add more that stay pending, including a late one.
+        let mut b = sled::Batch::default();
+        writer.lock().flush_into(&mut b);
+        db.apply_batch(b).unwrap();
+        for t in [100, 101, 150, 50] {
+            writer.lock().record(&db, &e, &a, t, Value::Integer(-t)).unwrap();
+        }
+        let got = points(&db, &writer, &e, &a, 0, 1_000, 1_000).unwrap().points;
+        let times: Vec<UnixMs> = got.iter().map(|p| p.0).collect();
+        let mut expected: Vec<UnixMs> = (0..102).collect();
+        expected.push(150);
+        assert_eq!(times, expected);
+        assert_eq!(got[50].1, Value::Integer(-50), "the pending version of a chunk wins over the one on disk");
+        let b = buckets(&db, &writer, &e, &a, 100, 200, 100).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].count, 3);
     }
 }

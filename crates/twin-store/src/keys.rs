@@ -2,16 +2,25 @@
 //! `apply_batch`. Numbers are big-endian so byte order is numeric order. Entity ids are printable ASCII,
 //! so the `0x00` separator cannot occur inside them.
 //!
-//! | key                                              | value (postcard)                      |
-//! |--------------------------------------------------|---------------------------------------|
-//! | `E` id                                           | (revision, [`twin_model::EntityStatic`]) |
-//! | `A` id `0x00` attribute                          | [`twin_model::AttributeState`]        |
-//! | `H` id `0x00` attribute `0x00` observed_at (8 B) | [`twin_model::Value`] (history point) |
-//! | `C` first revision (8 B)                         | `Vec<`[`crate::Change`]`>` (log)      |
-//! | `D` edge id                                      | last applied batch seq (8 B)          |
-//! | `M` `revision`                                   | current revision (8 B)                |
+//! | key                                          | value (postcard)                                  | written          |
+//! |----------------------------------------------|---------------------------------------------------|------------------|
+//! | `C` first revision (8 B)                     | `Vec<`[`crate::Change`]`>`: the change log        | every group      |
+//! | `W` sequence (8 B)                           | `Vec<`[`crate::changes::StalePoint`]`>`           | groups with stale points |
+//! | `D` edge id                                  | last applied batch seq (8 B)                      | every group      |
+//! | `M` `revision`                               | current revision (8 B)                            | every group      |
+//! | `M` `wal-seq`                                | last `W` sequence (8 B)                           | with a `W` record |
+//! | `E` id                                       | (revision, [`twin_model::EntityStatic`])          | every group      |
+//! | `A` id `0x00` attribute                      | [`twin_model::AttributeState`]                    | checkpoint       |
+//! | `H` id `0x00` attribute `0x00` start (8 B)   | a history chunk (see [`crate::history`])          | checkpoint       |
+//! | `M` `checkpoint`                             | revision and `W` sequence the checkpoint covers (16 B) | checkpoint  |
 //!
-//! `observed_at` is stored with its sign bit flipped so that negative times sort first.
+//! The change log (`C`) and the stale points (`W`) are the durable record of every accepted update; the
+//! latest attribute state (`A`) and history (`H`) are checkpoints of them, written every few seconds, so the
+//! ack path writes a few large records per group instead of rewriting thousands of small ones (sled 0.34
+//! keeps a copy of a node in memory for each rewrite until it consolidates). Recovery loads the checkpoint
+//! and replays the `C` and `W` records after it.
+//!
+//! `observed_at` and chunk starts are stored with their sign bit flipped so that negative times sort first.
 
 /// Prefix of entity headers.
 pub const ENTITY: u8 = b'E';
@@ -23,8 +32,21 @@ pub const HISTORY: u8 = b'H';
 pub const CHANGELOG: u8 = b'C';
 /// Prefix of per-edge dedup records.
 pub const EDGE: u8 = b'D';
+/// Prefix of stale-point records.
+pub const STALE: u8 = b'W';
 /// The revision counter.
 pub const REVISION: &[u8] = b"Mrevision";
+/// The last stale-point record sequence.
+pub const STALE_SEQ: &[u8] = b"Mwal-seq";
+/// What the checkpoint covers.
+pub const CHECKPOINT: &[u8] = b"Mcheckpoint";
+
+/// `W` sequence.
+pub fn stale(seq: u64) -> [u8; 9] {
+    let mut k = [STALE; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 /// `E` id.
 pub fn entity(id: &str) -> Vec<u8> {

@@ -12,14 +12,17 @@ use std::{
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use twin_model::{AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic};
+use twin_model::{AttrName, AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic};
 
 use crate::{
     Change, StoreConfig, StoreError,
     changes::SharedChanges,
-    commit::{Committer, Request},
+    changes::StalePoint,
+    commit::{Checkpoint, Committer, Request},
     durability::FileSyncer,
-    history, keys,
+    history,
+    history::HistoryWriter,
+    keys,
     state::State,
     write::{WriteBatch, WriteOutcome},
 };
@@ -51,6 +54,7 @@ struct Inner {
     changes_tx: broadcast::Sender<SharedChanges>,
     failed: Arc<AtomicBool>,
     durable_revision: Arc<AtomicU64>,
+    history: Arc<Mutex<HistoryWriter>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_retention: Mutex<Option<std_mpsc::Sender<()>>>,
 }
@@ -80,13 +84,15 @@ impl Store {
             // The committer flushes every group itself; sled's own background flush would only add I/O.
             .flush_every_ms(None)
             .open()?;
-        let state = Arc::new(RwLock::new(recover(&db)?));
+        let recovered = recover(&db)?;
+        let state = Arc::new(RwLock::new(recovered.state));
+        let history = Arc::new(Mutex::new(recovered.history));
         let syncer = FileSyncer::new(&config.path)?;
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
         let failed = Arc::new(AtomicBool::new(false));
         let durable_revision = Arc::new(AtomicU64::new(state.read().revision));
-        let committer = Committer {
+        let mut committer = Committer {
             db: db.clone(),
             state: state.clone(),
             catalog: catalog.clone(),
@@ -98,10 +104,20 @@ impl Store {
             max_group: config.max_group_batches.max(1),
             history_retention_ms: config.history_retention.as_millis().min(i64::MAX as u128) as i64,
             changelog_revisions: config.changelog_revisions,
-            history: Default::default(),
-            dirty: HashSet::new(),
+            checkpoint_interval: config.checkpoint_interval,
+            history: history.clone(),
+            checkpoint: recovered.checkpoint,
+            last_checkpoint: std::time::Instant::now(),
+            stale_seq: recovered.stale_seq,
+            dirty: recovered.dirty,
             changes: Vec::new(),
+            stale: Vec::new(),
         };
+        if recovered.replayed > 0 {
+            // Fold the replayed log into a checkpoint now, so the next start does not replay it again.
+            committer.write_checkpoint()?;
+            tracing::info!(changes = recovered.replayed, "replayed the change log after the last checkpoint");
+        }
         let committer = std::thread::Builder::new().name("twin-committer".into()).spawn(move || committer.run(rx))?;
         let (stop_tx, stop_rx) = std_mpsc::channel();
         let inner = Arc::new(Inner {
@@ -113,6 +129,7 @@ impl Store {
             changes_tx,
             failed,
             durable_revision,
+            history,
             threads: Mutex::new(vec![committer]),
             stop_retention: Mutex::new(Some(stop_tx)),
         });
@@ -199,14 +216,7 @@ impl Store {
         if oldest > after + 1 {
             return Err(StoreError::ResumeTooOld { requested: after, oldest });
         }
-        // The record holding revision `after + 1` starts at or before it.
-        let start = match db.range(..=keys::changelog(after + 1)).next_back() {
-            Some(entry) => {
-                let (k, _) = entry?;
-                if k.first() == Some(&keys::CHANGELOG) { k.to_vec() } else { keys::changelog(after + 1).to_vec() }
-            }
-            None => keys::changelog(after + 1).to_vec(),
-        };
+        let start = changelog_start(db, after)?;
         let mut out = Vec::new();
         for entry in db.range(start..) {
             let (k, v) = entry?;
@@ -230,7 +240,7 @@ impl Store {
         limit: usize,
     ) -> Result<history::HistoryPoints, StoreError> {
         self.check_history_target(entity, attribute, false)?;
-        history::points(&self.inner.db, entity, attribute, from, to, limit)
+        history::points(&self.inner.db, &self.inner.history, entity, attribute, from, to, limit)
     }
 
     /// History of one numeric attribute in `[from, to)` downsampled into buckets of `bucket_ms`. Blocking.
@@ -243,7 +253,7 @@ impl Store {
         bucket_ms: i64,
     ) -> Result<Vec<history::HistoryBucket>, StoreError> {
         self.check_history_target(entity, attribute, true)?;
-        history::buckets(&self.inner.db, entity, attribute, from, to, bucket_ms)
+        history::buckets(&self.inner.db, &self.inner.history, entity, attribute, from, to, bucket_ms)
     }
 
     fn check_history_target(
@@ -312,8 +322,33 @@ impl Store {
     }
 }
 
-/// Reads the latest state back from disk.
-fn recover(db: &sled::Db) -> Result<State, StoreError> {
+/// The key to scan the change log from to find every change after revision `after`: the record holding
+/// revision `after + 1`, which starts at or before it.
+fn changelog_start(db: &sled::Db, after: u64) -> Result<Vec<u8>, StoreError> {
+    let first_wanted = keys::changelog(after + 1);
+    match db.range(..=first_wanted).next_back() {
+        Some(entry) => {
+            let (k, _) = entry?;
+            Ok(if k.first() == Some(&keys::CHANGELOG) { k.to_vec() } else { first_wanted.to_vec() })
+        }
+        None => Ok(first_wanted.to_vec()),
+    }
+}
+
+/// What recovery found.
+struct Recovered {
+    state: State,
+    history: HistoryWriter,
+    checkpoint: Checkpoint,
+    stale_seq: u64,
+    /// Attributes the replay changed (not yet in a checkpoint).
+    dirty: HashSet<(EntityId, AttrName)>,
+    /// Changes and stale points replayed.
+    replayed: usize,
+}
+
+/// Reads the checkpoint back from disk and replays the change log and stale points after it.
+fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
     let mut entities = BTreeMap::new();
     for entry in db.scan_prefix([keys::ENTITY]) {
         let (k, v) = entry?;
@@ -344,12 +379,64 @@ fn recover(db: &sled::Db) -> Result<State, StoreError> {
             .ok_or_else(|| StoreError::Corrupt { key: keys::escaped(&k), reason: "sequence is not 8 bytes".into() })?;
         edges.insert(edge, seq);
     }
-    let revision = match db.get(keys::REVISION)? {
-        Some(v) => keys::u64_from(&v).ok_or_else(|| StoreError::Corrupt {
-            key: keys::escaped(keys::REVISION),
-            reason: "revision is not 8 bytes".into(),
-        })?,
-        None => 0,
+    let counter = |key: &[u8]| -> Result<u64, StoreError> {
+        match db.get(key)? {
+            Some(v) => keys::u64_from(&v).ok_or_else(|| StoreError::Corrupt {
+                key: keys::escaped(key),
+                reason: "counter is not 8 bytes".into(),
+            }),
+            None => Ok(0),
+        }
     };
-    Ok(State::from_parts(entities, edges, revision))
+    let revision = counter(keys::REVISION)?;
+    let stale_seq = counter(keys::STALE_SEQ)?;
+    let checkpoint = match db.get(keys::CHECKPOINT)? {
+        Some(v) => Checkpoint::decode(&v).ok_or_else(|| StoreError::Corrupt {
+            key: keys::escaped(keys::CHECKPOINT),
+            reason: "checkpoint is not 16 bytes".into(),
+        })?,
+        None => Checkpoint::default(),
+    };
+    let mut state = State::from_parts(entities, edges, revision);
+    let mut history = HistoryWriter::default();
+    let mut dirty = HashSet::new();
+    let mut replayed = 0;
+    // Changes after the checkpoint, in revision order: latest state (last writer wins, as when they were
+    // applied) and history.
+    for entry in db.range(changelog_start(db, checkpoint.revision)?..) {
+        let (k, v) = entry?;
+        if k.first() != Some(&keys::CHANGELOG) {
+            break;
+        }
+        let record: Vec<Change> = decode(&k, &v)?;
+        for change in record.into_iter().filter(|c| c.revision() > checkpoint.revision) {
+            replayed += 1;
+            match change {
+                Change::Upsert { revision, header } => state.put_header(header, revision),
+                Change::Attribute { revision, entity, attribute, reported } => {
+                    history.record(db, &entity, &attribute, reported.observed_at, reported.value.clone())?;
+                    if let Some(e) = state.get_mut(&entity) {
+                        let slot = e.attributes.entry(attribute.clone()).or_default();
+                        if slot.reported.as_ref().is_none_or(|r| r.observed_at < reported.observed_at) {
+                            slot.reported = Some(reported);
+                            e.revision = e.revision.max(revision);
+                        }
+                        dirty.insert((entity, attribute));
+                    }
+                }
+            }
+        }
+    }
+    for entry in db.range(keys::stale(checkpoint.stale_seq + 1)..) {
+        let (k, v) = entry?;
+        if k.first() != Some(&keys::STALE) {
+            break;
+        }
+        let points: Vec<StalePoint> = decode(&k, &v)?;
+        for p in points {
+            replayed += 1;
+            history.record(db, &p.entity, &p.attribute, p.observed_at, p.value)?;
+        }
+    }
+    Ok(Recovered { state, history, checkpoint, stale_seq, dirty, replayed })
 }

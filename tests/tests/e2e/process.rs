@@ -48,8 +48,12 @@ async fn kill_9_loses_no_acked_update_and_applies_none_twice() {
         edge.send(numbered_batch(next_seq, base)).await.unwrap();
         next_seq += 1;
     }
+    // A late observation, older than everything stored: kept in history only.
+    let mut late = EdgeStream::open(&c, "edge-late").await.unwrap();
+    let ack = late.send_and_ack(batch(1, base, vec![update(&station_id(0), "pm25", number(999.0), 1)])).await.unwrap();
+    assert_eq!(ack.stale, 1);
     cloud.kill9().unwrap();
-    drop(edge);
+    drop((edge, late));
 
     // Restart on the same data: every acked batch is there.
     let cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
@@ -88,7 +92,9 @@ async fn kill_9_loses_no_acked_update_and_applies_none_twice() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(h.points.len(), (last as usize) * UPDATES_PER_BATCH / STATIONS);
+    assert_eq!(h.points.len(), (last as usize) * UPDATES_PER_BATCH / STATIONS + 1);
+    assert_eq!(h.points[0].observed_at_unix_ms, base + 1, "the late observation survived the crash");
+    assert_eq!(h.points[0].value, Some(number(999.0)));
 }
 
 #[tokio::test]
