@@ -69,6 +69,10 @@ pub struct RawConfig {
     pub watch_buffer_groups: usize,
     /// sled page cache size in bytes.
     pub cache_bytes: u64,
+    /// How often the latest state and history are checkpointed from the change log (a restart replays at
+    /// most about this much of the log), e.g. `5s`.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
     /// How long shutdown waits for streams to drain before closing the store anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -93,6 +97,7 @@ impl Default for RawConfig {
             changelog_revisions: 2_000_000,
             watch_buffer_groups: 1024,
             cache_bytes: 256 * 1024 * 1024,
+            checkpoint_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             log: "info".into(),
             otlp_endpoint: String::new(),
@@ -227,6 +232,10 @@ impl RawConfig {
         if self.history_retention < Duration::from_secs(60) {
             return Err(invalid("history_retention", "must be at least 1m"));
         }
+        if self.checkpoint_interval < Duration::from_millis(10) || self.checkpoint_interval > Duration::from_secs(3600)
+        {
+            return Err(invalid("checkpoint_interval", "must be within 10ms..=1h"));
+        }
         if self.changelog_revisions == 0 {
             return Err(invalid("changelog_revisions", "must be at least 1"));
         }
@@ -243,6 +252,7 @@ impl RawConfig {
         store.changelog_revisions = self.changelog_revisions;
         store.watch_buffer_groups = self.watch_buffer_groups;
         store.cache_bytes = self.cache_bytes;
+        store.checkpoint_interval = self.checkpoint_interval;
         Ok(Settings {
             listen,
             store,

@@ -155,11 +155,17 @@ pub struct CloudProcess {
 impl CloudProcess {
     /// Starts `cloud --listen 127.0.0.1:0 --data-dir DIR ARGS..` and waits for its listening line.
     pub fn spawn(data_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn_with_env(data_dir, args, &[])
+    }
+
+    /// As [`CloudProcess::spawn`], with extra environment variables (e.g. `TWIN__` settings).
+    pub fn spawn_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut child = Command::new(cloud_binary()?)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env("TWIN__LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

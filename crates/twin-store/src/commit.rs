@@ -3,13 +3,16 @@
 //! Per group it writes the durable record: change-log records (`C`), stale points (`W`), entity headers,
 //! the edges' sequence numbers and the revision, as one atomic sled batch, then flushes and fsyncs. The
 //! latest attribute state and the history chunks it keeps in memory and writes as a **checkpoint** every
-//! `checkpoint_interval`, before retention and at shutdown; recovery replays the log after the checkpoint.
+//! `checkpoint_interval`: between two groups it copies what changed (a few milliseconds) and hands the copy to
+//! the checkpoint thread, which writes it with a marker of the revision it covers while groups go on.
+//! Before retention and at shutdown it checkpoints synchronously. Recovery replays the log after the marker.
 
 use std::{
     collections::HashSet,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc as std_mpsc,
     },
     time::{Duration, Instant},
 };
@@ -17,13 +20,13 @@ use std::{
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use twin_model::{AttrName, Catalog, EntityId, Reported, UnixMs, now_unix_ms};
+use twin_model::{AttrName, AttributeState, Catalog, EntityId, Reported, UnixMs, now_unix_ms};
 
 use crate::{
     Durability, StoreError,
     changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges, StalePoint},
     durability::FileSyncer,
-    history::HistoryWriter,
+    history::{ChunkSnapshot, HistoryWriter},
     keys,
     state::State,
     write::{
@@ -74,6 +77,62 @@ impl Checkpoint {
     }
 }
 
+/// A checkpoint to write: copies of what changed, and what it covers.
+#[derive(Debug)]
+pub(crate) struct CheckpointJob {
+    attributes: Vec<(EntityId, AttrName, AttributeState)>,
+    chunks: ChunkSnapshot,
+    covers: Checkpoint,
+}
+
+/// A written (or failed) checkpoint.
+#[derive(Debug)]
+pub(crate) struct CheckpointDone {
+    covers: Checkpoint,
+    older: Vec<(Vec<u8>, u64)>,
+    result: Result<(), StoreError>,
+}
+
+/// Writes a checkpoint as one atomic batch and makes it durable.
+fn execute_checkpoint(
+    db: &sled::Db,
+    syncer: &mut FileSyncer,
+    durability: Durability,
+    job: &CheckpointJob,
+) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    for (id, attribute, state) in &job.attributes {
+        batch.insert(keys::attribute(id, attribute), encode(state));
+    }
+    for (key, chunk) in &job.chunks.chunks {
+        batch.insert(key.as_slice(), chunk.encode_record());
+    }
+    batch.insert(keys::CHECKPOINT, &job.covers.encode());
+    db.apply_batch(batch)?;
+    db.flush()?;
+    if durability == Durability::Fsync {
+        syncer.sync()?;
+    }
+    Ok(())
+}
+
+/// The checkpoint thread: writes jobs until the committer hangs up.
+pub(crate) fn checkpoint_thread(
+    db: sled::Db,
+    mut syncer: FileSyncer,
+    durability: Durability,
+    jobs: std_mpsc::Receiver<CheckpointJob>,
+    done: std_mpsc::Sender<CheckpointDone>,
+) {
+    for job in jobs {
+        let result = execute_checkpoint(&db, &mut syncer, durability, &job);
+        let CheckpointJob { covers, chunks, .. } = job;
+        if done.send(CheckpointDone { covers, older: chunks.older, result }).is_err() {
+            return;
+        }
+    }
+}
+
 /// The committer's state; runs on its own thread.
 #[derive(Debug)]
 pub(crate) struct Committer {
@@ -90,9 +149,13 @@ pub(crate) struct Committer {
     pub changelog_revisions: u64,
     pub checkpoint_interval: Duration,
     pub history: Arc<Mutex<HistoryWriter>>,
-    /// What the last checkpoint covers.
+    /// What the last durable checkpoint covers.
     pub checkpoint: Checkpoint,
     pub last_checkpoint: Instant,
+    /// Jobs for the checkpoint thread; `None` once the committer stops.
+    pub checkpoint_jobs: Option<std_mpsc::Sender<CheckpointJob>>,
+    pub checkpoint_done: std_mpsc::Receiver<CheckpointDone>,
+    pub checkpoint_in_flight: bool,
     /// The last stale-point record written.
     pub stale_seq: u64,
     /// Attributes changed since the last checkpoint.
@@ -127,9 +190,7 @@ impl Committer {
                         }
                     }
                     self.commit(&mut group);
-                    if self.last_checkpoint.elapsed() >= self.checkpoint_interval
-                        && let Err(e) = self.write_checkpoint()
-                    {
+                    if let Err(e) = self.checkpoint_in_background() {
                         self.fail(&e);
                     }
                 }
@@ -143,6 +204,8 @@ impl Committer {
         {
             tracing::error!(error = %e, "final checkpoint of the store failed; the next start replays the log");
         }
+        // Hanging up ends the checkpoint thread.
+        self.checkpoint_jobs = None;
         tracing::debug!("committer stopped");
     }
 
@@ -236,31 +299,66 @@ impl Committer {
         self.history.lock().discard();
     }
 
-    /// Writes the latest state and history changed since the last checkpoint, and what it covers, as one
-    /// atomic batch; made durable before the change log below it may be trimmed.
-    pub fn write_checkpoint(&mut self) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        let revision = {
+    /// Copies what changed since the last checkpoint, marking it clean.
+    fn snapshot_checkpoint(&mut self) -> CheckpointJob {
+        let (attributes, revision) = {
             let state = self.state.read();
-            for (id, attribute) in self.dirty.drain() {
-                if let Some(a) = state.get(&id).and_then(|e| e.attributes.get(&attribute)) {
-                    batch.insert(keys::attribute(&id, &attribute), encode(a));
+            let attributes = self
+                .dirty
+                .drain()
+                .filter_map(|(id, attribute)| {
+                    let a = state.get(&id).and_then(|e| e.attributes.get(&attribute))?.clone();
+                    Some((id, attribute, a))
+                })
+                .collect();
+            (attributes, state.revision)
+        };
+        let chunks = self.history.lock().snapshot();
+        CheckpointJob { attributes, chunks, covers: Checkpoint { revision, stale_seq: self.stale_seq } }
+    }
+
+    fn finish_checkpoint(&mut self, done: CheckpointDone) -> Result<(), StoreError> {
+        done.result?;
+        self.checkpoint = done.covers;
+        self.history.lock().written(&done.older);
+        tracing::trace!(revision = done.covers.revision, "checkpoint durable");
+        Ok(())
+    }
+
+    /// Collects a finished background checkpoint and starts the next one when due.
+    fn checkpoint_in_background(&mut self) -> Result<(), StoreError> {
+        if self.checkpoint_in_flight {
+            match self.checkpoint_done.try_recv() {
+                Ok(done) => {
+                    self.checkpoint_in_flight = false;
+                    self.finish_checkpoint(done)?;
                 }
+                Err(std_mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std_mpsc::TryRecvError::Disconnected) => return Err(checkpoint_thread_gone()),
             }
-            state.revision
-        };
-        let pending = {
-            let mut history = self.history.lock();
-            let pending = history.pending();
-            history.flush_into(&mut batch);
-            pending
-        };
-        let checkpoint = Checkpoint { revision, stale_seq: self.stale_seq };
-        batch.insert(keys::CHECKPOINT, &checkpoint.encode());
-        self.db.apply_batch(batch)?;
-        self.make_durable()?;
-        tracing::trace!(revision, chunks = pending, "checkpoint written");
-        self.checkpoint = checkpoint;
+        }
+        if self.last_checkpoint.elapsed() < self.checkpoint_interval {
+            return Ok(());
+        }
+        let job = self.snapshot_checkpoint();
+        let jobs = self.checkpoint_jobs.as_ref().ok_or_else(checkpoint_thread_gone)?;
+        jobs.send(job).map_err(|_| checkpoint_thread_gone())?;
+        self.checkpoint_in_flight = true;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Writes a checkpoint now, after any in flight: everything applied so far is then in `A` and `H`.
+    pub fn write_checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.checkpoint_in_flight {
+            let done = self.checkpoint_done.recv().map_err(|_| checkpoint_thread_gone())?;
+            self.checkpoint_in_flight = false;
+            self.finish_checkpoint(done)?;
+        }
+        let job = self.snapshot_checkpoint();
+        let result = execute_checkpoint(&self.db, &mut self.syncer, self.durability, &job);
+        let CheckpointJob { covers, chunks, .. } = job;
+        self.finish_checkpoint(CheckpointDone { covers, older: chunks.older, result })?;
         self.last_checkpoint = Instant::now();
         Ok(())
     }
@@ -410,4 +508,8 @@ fn trim_changelog(db: &sled::Db, floor: u64, out: &mut sled::Batch) -> Result<us
         }
     }
     Ok(deleted)
+}
+
+fn checkpoint_thread_gone() -> StoreError {
+    StoreError::Io(std::io::Error::other("the checkpoint thread stopped"))
 }

@@ -63,6 +63,11 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
+    /// The chunk in its on-disk form.
+    pub(crate) fn encode_record(&self) -> Vec<u8> {
+        self.encode()
+    }
+
     fn new(t: UnixMs, value: Value) -> Self {
         Chunk { start: t, points: vec![(t, value)] }
     }
@@ -95,15 +100,26 @@ impl Chunk {
 
 type AttrKey = (EntityId, AttrName);
 
-/// The committer's history writer: the newest chunk of each attribute in memory, and every chunk changed
-/// since the last checkpoint.
+/// The committer's history writer: the newest chunk of each attribute in memory, and every chunk not yet
+/// in a durable checkpoint.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
     newest: HashMap<AttrKey, Chunk>,
-    /// Attributes whose newest chunk changed since the last checkpoint.
+    /// Attributes whose newest chunk changed since the last checkpoint snapshot.
     dirty: HashSet<AttrKey>,
-    /// Older chunks changed since the last checkpoint (late points, full chunks replaced), by key.
-    older: BTreeMap<Vec<u8>, Chunk>,
+    /// Older chunks not yet in a durable checkpoint (late points, full chunks replaced), by key, with a
+    /// generation that changes whenever the chunk does.
+    older: BTreeMap<Vec<u8>, (Chunk, u64)>,
+    generation: u64,
+}
+
+/// Chunks to write in a checkpoint, and which pending older chunks they cover.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkSnapshot {
+    /// (key, chunk) to write.
+    pub chunks: Vec<(Vec<u8>, Chunk)>,
+    /// Older chunks included, with their generation: dropped from memory once written, if unchanged since.
+    pub older: Vec<(Vec<u8>, u64)>,
 }
 
 /// The newest chunk of an attribute on disk.
@@ -150,10 +166,11 @@ impl HistoryWriter {
         };
         if t >= newest.start {
             if newest.points.len() >= CHUNK_POINTS && t > newest.last_time() {
+                // The full chunk may not be in a durable checkpoint yet: keep it pending (rewriting it once
+                // more costs little next to its 64 points).
                 let full = std::mem::replace(newest, Chunk::new(t, value));
-                if self.dirty.contains(&key) {
-                    self.older.insert(keys::history(id, attr, full.start), full);
-                }
+                self.generation += 1;
+                self.older.insert(keys::history(id, attr, full.start), (full, self.generation));
             } else {
                 newest.insert(t, value);
             }
@@ -169,6 +186,7 @@ impl HistoryWriter {
             (Some(p), Some(d)) => Some(p.max(d)),
             (p, d) => p.or(d),
         };
+        self.generation += 1;
         match chosen {
             Some(k) => {
                 if !self.older.contains_key(&k) {
@@ -177,52 +195,69 @@ impl HistoryWriter {
                         reason: "history chunk vanished".into(),
                     })?;
                     let chunk = Chunk::decode(&k, &bytes)?;
-                    self.older.insert(k.clone(), chunk);
+                    self.older.insert(k.clone(), (chunk, self.generation));
                 }
-                if let Some(chunk) = self.older.get_mut(&k) {
+                if let Some((chunk, generation)) = self.older.get_mut(&k) {
                     chunk.insert(t, value);
+                    *generation = self.generation;
                 }
             }
             None => {
-                self.older.insert(target, Chunk::new(t, value));
+                self.older.insert(target, (Chunk::new(t, value), self.generation));
             }
         }
         Ok(())
     }
 
-    /// The chunks of one attribute that changed since the last checkpoint, by key.
+    /// The chunks of one attribute that may be newer in memory than on disk, by key: its newest chunk and
+    /// its pending older ones.
     pub fn pending_chunks(&self, id: &EntityId, attr: &AttrName) -> Vec<(Vec<u8>, Chunk)> {
         let prefix = keys::history_prefix(id, attr);
         let mut out: Vec<(Vec<u8>, Chunk)> = self
             .older
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, c)| (k.clone(), c.clone()))
+            .map(|(k, (c, _))| (k.clone(), c.clone()))
             .collect();
-        let key = (id.clone(), attr.clone());
-        if self.dirty.contains(&key)
-            && let Some(c) = self.newest.get(&key)
-        {
+        if let Some(c) = self.newest.get(&(id.clone(), attr.clone())) {
             out.push((keys::history(id, attr, c.start), c.clone()));
         }
         out
     }
 
-    /// How many chunks wait for the next checkpoint.
-    pub fn pending(&self) -> usize {
-        self.dirty.len() + self.older.len()
-    }
-
-    /// Writes every chunk changed since the last checkpoint into `out`.
-    pub fn flush_into(&mut self, out: &mut sled::Batch) {
+    /// Copies what the next checkpoint must write; the newest chunks are marked clean, pending older ones
+    /// stay in memory until [`HistoryWriter::written`].
+    pub fn snapshot(&mut self) -> ChunkSnapshot {
+        let mut snap = ChunkSnapshot::default();
         for (id, attr) in self.dirty.drain() {
-            if let Some(chunk) = self.newest.get(&(id.clone(), attr.clone())) {
-                out.insert(keys::history(&id, &attr, chunk.start), chunk.encode());
+            if let Some(c) = self.newest.get(&(id.clone(), attr.clone())) {
+                snap.chunks.push((keys::history(&id, &attr, c.start), c.clone()));
             }
         }
-        for (k, chunk) in std::mem::take(&mut self.older) {
-            out.insert(k, chunk.encode());
+        for (k, (c, generation)) in &self.older {
+            snap.chunks.push((k.clone(), c.clone()));
+            snap.older.push((k.clone(), *generation));
         }
+        snap
+    }
+
+    /// A checkpoint holding `older` is durable: drops those chunks from memory unless they changed since.
+    pub fn written(&mut self, older: &[(Vec<u8>, u64)]) {
+        for (k, generation) in older {
+            if self.older.get(k).is_some_and(|(_, g)| g == generation) {
+                self.older.remove(k);
+            }
+        }
+    }
+
+    /// Writes every chunk changed since the last checkpoint into `out` (a synchronous checkpoint).
+    #[cfg(test)]
+    pub fn flush_into(&mut self, out: &mut sled::Batch) {
+        let snap = self.snapshot();
+        for (k, chunk) in &snap.chunks {
+            out.insert(k.as_slice(), chunk.encode());
+        }
+        self.written(&snap.older);
     }
 
     /// Forgets everything (after a failed commit the store stops; a restart recovers from disk).

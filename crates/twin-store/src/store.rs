@@ -18,7 +18,7 @@ use crate::{
     Change, StoreConfig, StoreError,
     changes::SharedChanges,
     changes::StalePoint,
-    commit::{Checkpoint, Committer, Request},
+    commit::{Checkpoint, Committer, Request, checkpoint_thread},
     durability::FileSyncer,
     history,
     history::HistoryWriter,
@@ -88,6 +88,14 @@ impl Store {
         let state = Arc::new(RwLock::new(recovered.state));
         let history = Arc::new(Mutex::new(recovered.history));
         let syncer = FileSyncer::new(&config.path)?;
+        let (checkpoint_jobs, jobs_rx) = std_mpsc::channel();
+        let (done_tx, checkpoint_done) = std_mpsc::channel();
+        let checkpointer = {
+            let (db, syncer, durability) = (db.clone(), FileSyncer::new(&config.path)?, config.durability);
+            std::thread::Builder::new()
+                .name("twin-checkpoint".into())
+                .spawn(move || checkpoint_thread(db, syncer, durability, jobs_rx, done_tx))?
+        };
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
         let failed = Arc::new(AtomicBool::new(false));
@@ -108,6 +116,9 @@ impl Store {
             history: history.clone(),
             checkpoint: recovered.checkpoint,
             last_checkpoint: std::time::Instant::now(),
+            checkpoint_jobs: Some(checkpoint_jobs),
+            checkpoint_done,
+            checkpoint_in_flight: false,
             stale_seq: recovered.stale_seq,
             dirty: recovered.dirty,
             changes: Vec::new(),
@@ -130,7 +141,7 @@ impl Store {
             failed,
             durable_revision,
             history,
-            threads: Mutex::new(vec![committer]),
+            threads: Mutex::new(vec![committer, checkpointer]),
             stop_retention: Mutex::new(Some(stop_tx)),
         });
         let store = Store { inner };

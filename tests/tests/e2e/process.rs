@@ -26,9 +26,21 @@ fn numbered_batch(seq: u64, base: i64) -> pb::Batch {
 
 #[tokio::test]
 async fn kill_9_loses_no_acked_update_and_applies_none_twice() {
+    // Killed before the first checkpoint: recovery replays the whole change log.
+    crash_and_recover("5s").await;
+}
+
+#[tokio::test]
+async fn kill_9_during_background_checkpoints_loses_nothing() {
+    // Checkpoints run while batches stream in: recovery loads one and replays the log after it.
+    crash_and_recover("50ms").await;
+}
+
+async fn crash_and_recover(checkpoint_interval: &str) {
     let dir = tempfile::tempdir().unwrap();
     let base = now_ms() - 3_600_000;
-    let mut cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
+    let env = [("TWIN__CHECKPOINT_INTERVAL", checkpoint_interval)];
+    let mut cloud = CloudProcess::spawn_with_env(dir.path(), &[], &env).unwrap();
     let c = cloud.clients().await.unwrap();
     load(&c, (0..STATIONS).map(|i| station(i, 112.9 + i as f64 * 0.001, 28.2)).collect()).await.unwrap();
 
@@ -56,7 +68,7 @@ async fn kill_9_loses_no_acked_update_and_applies_none_twice() {
     drop((edge, late));
 
     // Restart on the same data: every acked batch is there.
-    let cloud = CloudProcess::spawn(dir.path(), &[]).unwrap();
+    let cloud = CloudProcess::spawn_with_env(dir.path(), &[], &env).unwrap();
     let c = cloud.clients().await.unwrap();
     let mut edge = EdgeStream::open(&c, "edge-crash").await.unwrap();
     let resume = edge.welcome.last_applied_seq;
