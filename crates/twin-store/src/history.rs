@@ -417,6 +417,13 @@ mod tests {
         db.apply_batch(b).unwrap();
     }
 
+    /// A sled database in a temp dir and one attribute to write history for.
+    fn fixture() -> (tempfile::TempDir, sled::Db, EntityId, AttrName) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        (dir, db, id("urn:a"), AttrName::new("x").unwrap())
+    }
+
     fn all(db: &sled::Db, e: &EntityId, a: &AttrName) -> Vec<UnixMs> {
         let none = parking_lot::Mutex::new(HistoryWriter::default());
         points(db, &none, e, a, i64::MIN, i64::MAX, usize::MAX).unwrap().points.into_iter().map(|p| p.0).collect()
@@ -424,9 +431,7 @@ mod tests {
 
     #[test]
     fn chunks_roll_over_and_late_points_land_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let (e, a) = (id("urn:a"), AttrName::new("x").unwrap());
+        let (_dir, db, e, a) = fixture();
         let mut w = HistoryWriter::default();
         // 200 points, 10 per group, every other millisecond.
         for group in 0..20 {
@@ -462,9 +467,7 @@ mod tests {
 
     #[test]
     fn retention_removes_old_points_and_keeps_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let (e, a) = (id("urn:a"), AttrName::new("x").unwrap());
+        let (_dir, db, e, a) = fixture();
         let mut w = HistoryWriter::default();
         for t in 0..300 {
             w.record(&db, &e, &a, t, Value::Integer(t)).unwrap();
@@ -480,25 +483,16 @@ mod tests {
         commit(&db, &mut w);
         assert_eq!(all(&db, &e, &a), (150..=300).collect::<Vec<_>>());
     }
-}
-
-#[cfg(test)]
-mod pending_tests {
-    use super::*;
 
     #[test]
     fn queries_see_chunks_not_yet_checkpointed() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let (e, a) = (EntityId::new("urn:a").unwrap(), AttrName::new("x").unwrap());
+        let (_dir, db, e, a) = fixture();
         let writer = parking_lot::Mutex::new(HistoryWriter::default());
         for t in 0..100 {
             writer.lock().record(&db, &e, &a, t, Value::Integer(t)).unwrap();
         }
         // Checkpoint the first 100, then add more that stay pending, including a late one.
-        let mut b = sled::Batch::default();
-        writer.lock().flush_into(&mut b);
-        db.apply_batch(b).unwrap();
+        commit(&db, &mut writer.lock());
         for t in [100, 101, 150, 50] {
             writer.lock().record(&db, &e, &a, t, Value::Integer(-t)).unwrap();
         }
