@@ -44,6 +44,7 @@ async fn serve(settings: cloud::Settings) -> anyhow::Result<()> {
         ansi,
     })
     .context("cannot set up telemetry")?;
+    let catalog = cloud::server::load_catalog(&settings)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -53,7 +54,8 @@ async fn serve(settings: cloud::Settings) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let result = cloud::run(settings, listener, shutdown).await.context("cloud service failed");
+    let result =
+        cloud::server::run_with_catalog(settings, catalog, listener, shutdown).await.context("cloud service failed");
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.ok();
     result
 }

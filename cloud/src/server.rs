@@ -58,7 +58,19 @@ pub fn load_catalog(settings: &Settings) -> Result<Catalog, ServeError> {
 /// Serves the twin on `listener` until `shutdown` is cancelled, then drains streams (up to the configured
 /// grace period), flushes the store and returns.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let catalog = Arc::new(load_catalog(&settings)?);
+    let catalog = load_catalog(&settings)?;
+    run_with_catalog(settings, catalog, listener, shutdown).await
+}
+
+/// [`run`] with the catalog already loaded (the binary loads it before it binds, so a bad catalog file
+/// fails the start before anything listens).
+pub async fn run_with_catalog(
+    settings: Settings,
+    catalog: Catalog,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let catalog = Arc::new(catalog);
     let store_config = settings.store.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(store_config, catalog)).await??;
     let result = serve(&settings, listener, store.clone(), shutdown).await;

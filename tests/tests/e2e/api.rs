@@ -389,3 +389,37 @@ async fn health_reflection_and_catalog_are_served() {
     assert_eq!((pm25.kind.as_str(), pm25.unit.as_str(), pm25.min), ("number", "ug/m3", Some(0.0)));
     cloud.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn extra_entity_types_load_from_a_catalog_file_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.toml");
+    std::fs::write(
+        &file,
+        "[BeeHive]\ndomain = \"environment\"\ndescription = \"An urban beehive\"\n\
+         [BeeHive.attributes]\nweight = { kind = \"number\", unit = \"kg\", min = 0, max = 200 }\n",
+    )
+    .unwrap();
+    let cloud = InProcessCloud::start_with(|c| c.catalog_file = Some(file.clone())).await.unwrap();
+    let c = &cloud.clients;
+    let catalog = c.admin().get_catalog(pb::GetCatalogRequest {}).await.unwrap().into_inner();
+    assert!(catalog.types.iter().any(|t| t.name == "BeeHive"));
+    assert!(catalog.types.iter().any(|t| t.name == "AirQualityObserved"), "built-in types stay");
+    load(c, vec![entity("urn:ngsi-ld:BeeHive:1", "BeeHive", 112.94, 28.23)]).await.unwrap();
+    let mut edge = EdgeStream::open(c, "edge-bees").await.unwrap();
+    let ack = edge
+        .send_and_ack(batch(
+            1,
+            now_ms(),
+            vec![
+                update("urn:ngsi-ld:BeeHive:1", "weight", number(31.5), 0),
+                update("urn:ngsi-ld:BeeHive:1", "weight", number(900.0), 0),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ack.applied, 1);
+    assert_eq!(ack.rejected.len(), 1);
+    assert_eq!(ack.rejected[0].code(), pb::RejectCode::OutOfRange);
+    cloud.stop().await.unwrap();
+}

@@ -167,6 +167,23 @@ fn bad_config_is_a_clear_error_at_start() {
     let (code, _, err) = run_cloud(&["--config", file.to_str().unwrap(), "--print-config"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("max_message_bytes"), "{err}");
+    // A catalog file that breaks the format stops the start and names the file and the problem.
+    let catalog = dir.path().join("types.toml");
+    std::fs::write(
+        &catalog,
+        "[BeeHive]\ndomain = \"environment\"\nattributes = { weight = { kind = \"number\", min = 5, max = 1 } }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (code, out, err) = run_cloud(
+        &["--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap(), "--catalog-file", catalog.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("types.toml") && err.contains("BeeHive.weight") && err.contains("min 5 is above max 1"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
