@@ -180,6 +180,7 @@ fn bad_config_is_a_clear_error_at_start() {
         &[],
     );
     assert_ne!(code, 0);
+    assert!(!out.contains("listening"), "nothing listens with a bad catalog: {out}");
     assert!(
         err.contains("types.toml") && err.contains("BeeHive.weight") && err.contains("min 5 is above max 1"),
         "{err}"
