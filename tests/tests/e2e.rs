@@ -8,6 +8,7 @@
 mod e2e {
     mod api;
     mod bad_input;
+    mod city;
     mod process;
     mod watch;
 }
