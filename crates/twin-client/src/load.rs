@@ -1,5 +1,7 @@
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use tonic::transport::{Channel, Endpoint};
 use twin_model::{Catalog, Entity};
 use twin_proto::{convert::entity_to_pb, pb};
@@ -69,9 +71,13 @@ pub async fn connect(url: &str, wait: Duration) -> Result<Channel, LoadError> {
     }
 }
 
-/// Loads `entities` in chunks of `chunk` through `AdminService.LoadEntities`, calling `progress(done,
-/// total)` after each chunk. Units come from `catalog`. Rejections are collected, not fatal; a refused
-/// chunk (e.g. the cloud went away) stops the load.
+/// How many LoadEntities calls are in flight at once: enough to overlap encoding and transfer with the
+/// cloud's commit, few enough not to queue much behind it.
+const CALLS_IN_FLIGHT: usize = 4;
+
+/// Loads `entities` in chunks of `chunk` through `AdminService.LoadEntities`, a few calls in flight, calling
+/// `progress(done, total)` as chunks complete. Units come from `catalog`. Rejections are collected, not
+/// fatal; a refused chunk (e.g. the cloud went away) stops the load.
 pub async fn load_entities(
     channel: Channel,
     catalog: &Catalog,
@@ -79,34 +85,43 @@ pub async fn load_entities(
     chunk: usize,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<LoadSummary, LoadError> {
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel)
+    let admin = pb::admin_service_client::AdminServiceClient::new(channel)
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20);
     let chunk = chunk.max(1);
-    let mut summary = LoadSummary::default();
-    for (n, part) in entities.chunks(chunk).enumerate() {
+    let calls = entities.chunks(chunk).enumerate().map(|(n, part)| {
         let first = n * chunk;
-        let wire = part
+        let wire: Vec<pb::Entity> = part
             .iter()
             .map(|e| {
                 let def = catalog.get(&e.header.entity_type);
                 entity_to_pb(e, |a| def.and_then(|d| d.attributes.get(a)).and_then(|a| a.unit.as_deref()))
             })
             .collect();
-        let response = admin
-            .load_entities(pb::LoadEntitiesRequest { entities: wire })
-            .await
-            .map_err(|status| LoadError::Refused { first, end: first + part.len(), status })?
-            .into_inner();
+        let mut admin = admin.clone();
+        async move {
+            let end = first + wire.len();
+            let response = admin
+                .load_entities(pb::LoadEntitiesRequest { entities: wire })
+                .await
+                .map_err(|status| LoadError::Refused { first, end, status })?
+                .into_inner();
+            Ok::<_, LoadError>((first, end, response))
+        }
+    });
+    let mut responses = futures::stream::iter(calls).buffered(CALLS_IN_FLIGHT);
+    let mut summary = LoadSummary::default();
+    while let Some(result) = responses.next().await {
+        let (first, end, response) = result?;
         summary.loaded += u64::from(response.loaded);
         summary.unchanged += u64::from(response.unchanged);
         summary.attributes_applied += u64::from(response.attributes_applied);
-        summary.revision = response.revision;
+        summary.revision = summary.revision.max(response.revision);
         summary.rejected.extend(response.rejected.into_iter().map(|mut r| {
             r.index += first as u32;
             r
         }));
-        progress(first + part.len(), entities.len());
+        progress(end, entities.len());
     }
     Ok(summary)
 }

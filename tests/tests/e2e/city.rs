@@ -65,3 +65,33 @@ async fn loading_entities_in_chunks_is_idempotent_and_reports_progress() {
     assert_eq!(count(c, pb::Filter { bbox: Some(bbox), ..Default::default() }).await, 1_250);
     cloud.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demonstration_city_loads_and_lists_by_type_and_bbox() {
+    let city = twin_city::changsha(twin_city::DEFAULT_SEED);
+    let cloud = InProcessCloud::start().await.unwrap();
+    let catalog = Catalog::builtin();
+    let summary = twin_client::load_entities(cloud.clients.channel.clone(), &catalog, &city.entities, 2_000, |_, _| {})
+        .await
+        .unwrap();
+    assert!(summary.rejected.is_empty(), "{:?}", &summary.rejected[..summary.rejected.len().min(5)]);
+    assert_eq!(summary.loaded as usize, city.entities.len());
+    let c = &cloud.clients;
+    let by_type = city.count_by_type();
+    for t in ["District", "Building", "AirQualityObserved", "TrafficFlowObserved", "Ambulance", "RiverGauge"] {
+        let listed = count(c, pb::Filter { types: vec![t.into()], ..Default::default() }).await;
+        assert_eq!(listed, by_type[t], "{t}");
+    }
+    // Around Wuyi Square: the entities whose envelope meets the box, computed from the city itself.
+    let bbox = twin_model::BoundingBox::new(112.965, 28.185, 112.99, 28.205).unwrap();
+    let expected = city
+        .entities
+        .iter()
+        .filter(|e| e.header.geometry.as_ref().is_some_and(|g| g.envelope().intersects(&bbox)))
+        .count();
+    assert!(expected > 1_000, "{expected}");
+    let wire =
+        pb::BoundingBox { min_lon: bbox.min_lon, min_lat: bbox.min_lat, max_lon: bbox.max_lon, max_lat: bbox.max_lat };
+    assert_eq!(count(c, pb::Filter { bbox: Some(wire), ..Default::default() }).await, expected);
+    cloud.stop().await.unwrap();
+}
