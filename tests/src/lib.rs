@@ -120,10 +120,10 @@ impl InProcessCloud {
     }
 }
 
-/// The `cloud` binary of this workspace, built once per test run (a no-op when it is fresh).
-pub fn cloud_binary() -> Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
+/// A binary of this workspace (`cloud`, `city-load`, ...), built once per test run (a no-op when fresh).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    static TARGET_DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = TARGET_DIR
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
@@ -134,14 +134,22 @@ pub fn cloud_binary() -> Result<PathBuf> {
             if !status.success() {
                 return Err(format!("cargo build --workspace --bins failed: {status}"));
             }
-            // target/<profile>/deps/e2e-<hash> -> target/<profile>/cloud
+            // target/<profile>/deps/e2e-<hash> -> target/<profile>
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let dir = exe.parent().and_then(Path::parent).ok_or("test binary has no target dir")?;
-            let bin = dir.join("cloud");
-            if bin.exists() { Ok(bin) } else { Err(format!("{} was not built", bin.display())) }
+            exe.parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .ok_or_else(|| "test binary has no target dir".into())
         })
         .clone()
-        .map_err(|e| anyhow!(e))
+        .map_err(|e| anyhow!(e))?;
+    let bin = dir.join(name);
+    if bin.exists() { Ok(bin) } else { bail!("{} was not built", bin.display()) }
+}
+
+/// The `cloud` binary.
+pub fn cloud_binary() -> Result<PathBuf> {
+    binary("cloud")
 }
 
 /// The real `cloud` binary running as a child process.

@@ -211,3 +211,60 @@ async fn trace_context_in_grpc_metadata_continues_into_exported_spans() {
     assert_eq!(received.span.parent_span_id, 0x00f0_67aa_0ba9_02b7_u64.to_be_bytes().to_vec());
     assert_eq!(received.service_name.as_deref(), Some("twin-cloud"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn city_load_loads_a_geojson_city_and_again_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = CloudProcess::spawn(&dir.path().join("data"), &[]).unwrap();
+    let file = dir.path().join("block.geojson");
+    let square = |lon: f64, lat: f64| {
+        format!(
+            "[[[{lon},{lat}],[{},{lat}],[{},{}],[{lon},{}],[{lon},{lat}]]]",
+            lon + 0.0002,
+            lon + 0.0002,
+            lat + 0.0002,
+            lat + 0.0002
+        )
+    };
+    let features: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                r#"{{"type":"Feature","id":"b{i}","properties":{{"height":{}}},"geometry":{{"type":"Polygon","coordinates":{}}}}}"#,
+                10 + i * 5,
+                square(112.95 + i as f64 * 0.001, 28.2)
+            )
+        })
+        .collect();
+    std::fs::write(&file, format!(r#"{{"type":"FeatureCollection","features":[{}]}}"#, features.join(","))).unwrap();
+    let url = format!("http://{}", cloud.addr);
+    let run = || {
+        Command::new(binary("city-load").unwrap())
+            .args(["--cloud", &url, "--geojson", file.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{err}");
+    assert!(err.contains("3 entities loaded, 0 unchanged"), "{err}");
+    let again = run();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(err.contains("0 entities loaded, 3 unchanged"), "{err}");
+    let c = cloud.clients().await.unwrap();
+    let listed = c
+        .twin()
+        .list(pb::ListRequest {
+            filter: Some(pb::Filter { types: vec!["Building".into()], ..Default::default() }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.entities.len(), 3);
+    // A file that is not valid GeoJSON is a clear error, and nothing is loaded.
+    std::fs::write(&file, "{ not json").unwrap();
+    let bad = run();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("block.geojson"), "{}", String::from_utf8_lossy(&bad.stderr));
+}
