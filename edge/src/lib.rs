@@ -1,0 +1,6 @@
+//! The City Twin edge agent (issue 4, in progress): sources -> deadband -> durable outbox -> uplink.
+//!
+//! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
+//!   one whose heartbeat is due.
+
+pub mod deadband;
