@@ -16,6 +16,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use twin_fsync::FileSyncer;
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -25,7 +26,6 @@ use twin_model::{AttrName, AttributeState, Catalog, EntityId, Reported, UnixMs, 
 use crate::{
     Durability, StoreError,
     changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges, StalePoint},
-    durability::FileSyncer,
     history::{ChunkSnapshot, HistoryWriter},
     keys,
     state::State,

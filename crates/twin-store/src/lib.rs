@@ -5,7 +5,6 @@
 //! - [`keys`]: the on-disk key layout.
 //! - [`write`]: write batches and their outcomes ([`WriteBatch`], [`WriteOutcome`], [`Rejected`]).
 //! - [`commit`]: the committer thread: validation, last-writer-wins, group commit, fsync.
-//! - [`durability`]: making sled's files durable (sled's own flush does not fsync).
 //! - [`state`]: the in-memory view: entities, type index, spatial index, edge sequence numbers.
 //! - [`query`]: filters and paged listing.
 //! - [`history`]: per-attribute history, downsampling and retention.
@@ -39,7 +38,6 @@
 
 pub mod changes;
 pub mod commit;
-pub mod durability;
 pub mod history;
 pub mod keys;
 pub mod query;

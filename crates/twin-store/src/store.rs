@@ -8,6 +8,7 @@ use std::{
     thread::JoinHandle,
     time::Duration,
 };
+use twin_fsync::FileSyncer;
 
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
@@ -19,7 +20,6 @@ use crate::{
     changes::SharedChanges,
     changes::StalePoint,
     commit::{Checkpoint, Committer, Request, checkpoint_thread},
-    durability::FileSyncer,
     history,
     history::HistoryWriter,
     keys,

@@ -1,4 +1,4 @@
-//! Making sled's files durable.
+//! Making a sled 0.34 directory durable, for the cloud's store and the edge's outbox alike.
 //!
 //! sled 0.34's `flush` writes its log with `sync_file_range`, which does not persist file metadata or
 //! the drive's write cache, and values larger than about 128 KiB go to separate files under `blobs/`

@@ -1,0 +1,690 @@
+//! The [`Outbox`] handle: append, seal, read, ack, the latest-value snapshot, dead letters and stats.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    sync::Arc,
+};
+use twin_fsync::FileSyncer;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use twin_model::{AttrName, EntityId, UnixMs, Value, now_unix_ms};
+
+use crate::{
+    OutboxConfig, OutboxError, WhenFull,
+    format::{
+        self, DEAD, DeadLetterRecord, LAST_ACKED, LAST_SEALED, OPEN, RECORD_OVERHEAD, SEALED, SealedRecord,
+        SealedRecordRef, key,
+    },
+};
+
+/// One attribute value waiting to be sent to the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxUpdate {
+    /// The entity it belongs to.
+    pub entity: EntityId,
+    /// The attribute.
+    pub attribute: AttrName,
+    /// The value.
+    pub value: Value,
+    /// When the source observed it.
+    pub observed_at: UnixMs,
+}
+
+/// A sealed batch: immutable, and always sent under the same `seq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedBatch {
+    /// The batch sequence number, the cloud's exactly-once key for this edge.
+    pub seq: u64,
+    /// When it was sealed (box clock).
+    pub sealed_at_ms: UnixMs,
+    /// Its updates in append order.
+    pub updates: Vec<OutboxUpdate>,
+}
+
+/// An update the cloud rejected, set aside with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The batch it was sent in.
+    pub seq: u64,
+    /// When it was set aside (box clock).
+    pub dead_at_ms: UnixMs,
+    /// The update.
+    pub update: OutboxUpdate,
+    /// The cloud's reason.
+    pub reason: String,
+}
+
+/// What one [`Outbox::append`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Updates stored (all of them: an append is all or nothing).
+    pub appended: usize,
+    /// Batches sealed by this append because they became full, in seq order.
+    pub sealed: Vec<u64>,
+    /// Older updates deleted to make room ([`WhenFull::DropOldestHistory`]).
+    pub dropped_by_policy: u64,
+    /// Latest values moved from deleted batches into the open batch so they survive.
+    pub carried_forward: usize,
+}
+
+/// A snapshot of the outbox's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Updates not yet acknowledged (sealed and open).
+    pub depth_updates: u64,
+    /// Sealed batches not yet acknowledged.
+    pub sealed_batches: u64,
+    /// Updates in the open batch.
+    pub open_updates: u64,
+    /// Encoded bytes of the stored batches, the quantity the disk budget limits.
+    pub used_bytes: u64,
+    /// The configured disk budget.
+    pub budget_bytes: u64,
+    /// The oldest `observed_at` not yet acknowledged.
+    pub oldest_observed_at: Option<UnixMs>,
+    /// Now minus `oldest_observed_at`, in milliseconds.
+    pub oldest_age_ms: Option<i64>,
+    /// Attributes with an unacknowledged value (the size of [`Outbox::latest`]).
+    pub latest_attributes: u64,
+    /// Updates deleted by [`WhenFull::DropOldestHistory`] since open.
+    pub dropped_by_policy: u64,
+    /// Updates refused because the outbox was full, since open.
+    pub rejected_when_full: u64,
+    /// Dead letters stored now.
+    pub dead_letters: u64,
+    /// Dead letters recorded since open.
+    pub dead_lettered: u64,
+    /// Dead letters deleted to respect `max_dead_letters`, since open.
+    pub dead_letters_dropped: u64,
+    /// The highest seq assigned to a batch.
+    pub last_sealed_seq: u64,
+    /// The highest seq acknowledged.
+    pub last_acked_seq: u64,
+}
+
+/// The durable outbox. Cheap to clone; all clones share one store. Methods take `&self` and lock
+/// internally: mutations are serialized by a writer lock held across their sled write and fsync; readers
+/// ([`Outbox::latest`], [`Outbox::stats`], [`Outbox::sealed_after`], [`Outbox::dead_letters`]) never wait
+/// for I/O.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    config: OutboxConfig,
+    writer: Mutex<Writer>,
+    state: Mutex<State>,
+}
+
+/// Owned by whoever mutates; everything here mirrors disk.
+#[derive(Debug)]
+struct Writer {
+    open: Vec<OutboxUpdate>,
+    open_fragments: Vec<u64>,
+    next_fragment: u64,
+    next_dead_id: u64,
+    syncer: Option<FileSyncer>,
+    failed: bool,
+}
+
+type AttrKey = (EntityId, AttrName);
+
+#[derive(Debug)]
+struct Latest {
+    update: OutboxUpdate,
+    /// The batch holding it; for the open batch, the seq it will be sealed under (`last_sealed + 1`).
+    seq: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BatchMeta {
+    updates: u64,
+    bytes: u64,
+    oldest_observed_at: UnixMs,
+}
+
+/// In-memory index and counters, rebuilt on open.
+#[derive(Debug, Default)]
+struct State {
+    latest: HashMap<AttrKey, Latest>,
+    batches: BTreeMap<u64, BatchMeta>,
+    sealed_bytes: u64,
+    sealed_updates: u64,
+    open_updates: u64,
+    open_bytes: u64,
+    open_oldest: Option<UnixMs>,
+    last_sealed: u64,
+    last_acked: u64,
+    dead: VecDeque<(u64, u64)>,
+    dead_stored: u64,
+    dropped_by_policy: u64,
+    rejected_when_full: u64,
+    dead_lettered: u64,
+    dead_letters_dropped: u64,
+    full_episode: bool,
+}
+
+impl State {
+    fn used_bytes(&self) -> u64 {
+        let open = if self.open_updates > 0 { self.open_bytes + RECORD_OVERHEAD as u64 } else { 0 };
+        self.sealed_bytes + open
+    }
+
+    fn add_batch(&mut self, seq: u64, meta: BatchMeta) {
+        self.sealed_bytes += meta.bytes;
+        self.sealed_updates += meta.updates;
+        self.batches.insert(seq, meta);
+    }
+
+    fn remove_batch(&mut self, seq: u64) -> Option<BatchMeta> {
+        let meta = self.batches.remove(&seq)?;
+        self.sealed_bytes -= meta.bytes;
+        self.sealed_updates -= meta.updates;
+        Some(meta)
+    }
+
+    fn set_open(&mut self, open: &[OutboxUpdate], open_bytes: u64) {
+        self.open_updates = open.len() as u64;
+        self.open_bytes = open_bytes;
+        self.open_oldest = open.iter().map(|u| u.observed_at).min();
+    }
+
+    /// The first refusal or drop of an episode is logged; the episode ends when an append fits again.
+    fn note_full(&mut self, what: &str, used: u64, budget: u64) {
+        if !self.full_episode {
+            self.full_episode = true;
+            tracing::warn!(used_bytes = used, budget_bytes = budget, policy = what, "outbox full");
+        }
+    }
+}
+
+/// Records `u` as the latest value of its attribute if it is at least as new as the one known.
+fn note_latest(latest: &mut HashMap<AttrKey, Latest>, u: &OutboxUpdate, seq: u64) {
+    match latest.get_mut(&(u.entity.clone(), u.attribute.clone())) {
+        Some(l) if u.observed_at < l.update.observed_at => {}
+        Some(l) => *l = Latest { update: u.clone(), seq },
+        None => {
+            latest.insert((u.entity.clone(), u.attribute.clone()), Latest { update: u.clone(), seq });
+        }
+    }
+}
+
+/// What must go to make room for an append.
+#[derive(Debug, Default)]
+struct Room {
+    /// Sealed batches to delete, with the number of their updates lost.
+    drop: Vec<(u64, u64)>,
+    /// Latest values to move into the open batch, with their encoded size.
+    carried: Vec<(OutboxUpdate, usize)>,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox and rebuilds its in-memory index and latest-value map from disk.
+    pub fn open(config: OutboxConfig) -> Result<Outbox, OutboxError> {
+        config.validate()?;
+        let db = sled::Config::new().path(&config.path).cache_capacity(config.cache_bytes).open()?;
+        let syncer = if config.fsync { Some(FileSyncer::new(&config.path)?) } else { None };
+        let (writer, state) = recover(&db, syncer)?;
+        tracing::info!(
+            path = %config.path.display(),
+            sealed_batches = state.batches.len(),
+            depth_updates = state.sealed_updates + state.open_updates,
+            last_sealed_seq = state.last_sealed,
+            last_acked_seq = state.last_acked,
+            "outbox open"
+        );
+        let inner = Inner { db, config, writer: Mutex::new(writer), state: Mutex::new(state) };
+        Ok(Outbox { inner: Arc::new(inner) })
+    }
+
+    /// Appends `updates` to the open batch, sealing it whenever it becomes full, and returns once they
+    /// are durable (fsynced when `fsync` is set). All or nothing. When the disk budget would be exceeded
+    /// the configured [`WhenFull`] policy applies; with [`WhenFull::RejectNew`] the result is
+    /// [`OutboxError::Full`]. Callers should batch: each call costs one flush and fsync.
+    pub fn append(&self, updates: &[OutboxUpdate]) -> Result<AppendOutcome, OutboxError> {
+        if updates.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let config = &self.inner.config;
+        let max_update = config.max_batch_bytes - RECORD_OVERHEAD;
+        let mut sizes = Vec::with_capacity(updates.len());
+        for u in updates {
+            let size = format::update_size(u);
+            if size > max_update {
+                return Err(OutboxError::UpdateTooLarge {
+                    entity: u.entity.to_string(),
+                    attribute: u.attribute.to_string(),
+                    bytes: size,
+                    max: max_update,
+                });
+            }
+            sizes.push(size);
+        }
+        let incoming: u64 = sizes.iter().map(|&s| s as u64).sum();
+
+        let mut w = self.inner.writer.lock();
+        if w.failed {
+            return Err(OutboxError::Failed);
+        }
+        let room = self.make_room(incoming, updates.len())?;
+        let (mut last_sealed, mut open_bytes) = {
+            let st = self.inner.state.lock();
+            (st.last_sealed, st.open_bytes)
+        };
+        let now = now_unix_ms();
+        let mut batch = sled::Batch::default();
+        for &(seq, _) in &room.drop {
+            batch.remove(&key(SEALED, seq));
+        }
+        let mut placed = Vec::with_capacity(room.carried.len() + updates.len());
+        let mut sealed_now = Vec::new();
+        let mut fragment_start = w.open.len();
+        let items = room.carried.iter().map(|(u, s)| (u, *s)).chain(updates.iter().zip(sizes.iter().copied()));
+        for (u, size) in items {
+            if !w.open.is_empty() && open_bytes as usize + size + RECORD_OVERHEAD > config.max_batch_bytes {
+                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now));
+                open_bytes = 0;
+                fragment_start = 0;
+            }
+            w.open.push(u.clone());
+            open_bytes += size as u64;
+            placed.push(last_sealed + 1);
+            if w.open.len() >= config.max_batch_updates {
+                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now));
+                open_bytes = 0;
+                fragment_start = 0;
+            }
+        }
+        if w.open.len() > fragment_start {
+            let id = w.next_fragment;
+            w.next_fragment += 1;
+            batch.insert(&key(OPEN, id), format::encode(&w.open[fragment_start..]));
+            w.open_fragments.push(id);
+        }
+        self.commit(&mut w, batch, true)?;
+
+        let mut st = self.inner.state.lock();
+        let mut outcome =
+            AppendOutcome { appended: updates.len(), carried_forward: room.carried.len(), ..Default::default() };
+        for &(seq, lost) in &room.drop {
+            st.remove_batch(seq);
+            outcome.dropped_by_policy += lost;
+        }
+        st.dropped_by_policy += outcome.dropped_by_policy;
+        for &(seq, meta) in &sealed_now {
+            st.add_batch(seq, meta);
+            outcome.sealed.push(seq);
+        }
+        st.last_sealed = last_sealed;
+        st.set_open(&w.open, open_bytes);
+        let items = room.carried.iter().map(|(u, _)| u).chain(updates);
+        for (u, seq) in items.zip(placed) {
+            note_latest(&mut st.latest, u, seq);
+        }
+        Ok(outcome)
+    }
+
+    /// Seals the open batch now if it holds anything, durably, and returns its seq. The uplink calls this
+    /// when it wants to send what is buffered without waiting for the batch to fill.
+    pub fn seal(&self) -> Result<Option<u64>, OutboxError> {
+        let mut w = self.inner.writer.lock();
+        if w.failed {
+            return Err(OutboxError::Failed);
+        }
+        if w.open.is_empty() {
+            return Ok(None);
+        }
+        let mut last_sealed = self.inner.state.lock().last_sealed;
+        let mut batch = sled::Batch::default();
+        let (seq, meta) = seal_open(&mut w, &mut batch, &mut last_sealed, now_unix_ms());
+        self.commit(&mut w, batch, true)?;
+        let mut st = self.inner.state.lock();
+        st.add_batch(seq, meta);
+        st.last_sealed = last_sealed;
+        st.set_open(&[], 0);
+        Ok(Some(seq))
+    }
+
+    /// Up to `max_batches` sealed, unacknowledged batches with a seq above `after`, in seq order. A batch
+    /// read twice (e.g. after a restart) has the same seq and the same content.
+    pub fn sealed_after(&self, after: u64, max_batches: usize) -> Result<Vec<SealedBatch>, OutboxError> {
+        let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for item in self.inner.db.range(key(SEALED, first)..=key(SEALED, u64::MAX)).take(max_batches) {
+            let (k, v) = item?;
+            let record: SealedRecord = format::decode(&k, &v)?;
+            out.push(SealedBatch {
+                seq: format::number(&k)?,
+                sealed_at_ms: record.sealed_at_ms,
+                updates: record.updates,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges every batch with a seq up to `up_to_seq` (cumulative, idempotent): they are deleted and
+    /// their values leave [`Outbox::latest`]. An ack above every seq assigned so far (e.g. the cloud's
+    /// `Welcome.last_applied_seq` after the box lost its disk) also moves the seq counter past it, so no
+    /// later batch reuses a seq the cloud has applied. Not fsynced: an ack lost in a crash only causes the
+    /// batches to be sent again, which the cloud answers as duplicates.
+    pub fn ack(&self, up_to_seq: u64) -> Result<(), OutboxError> {
+        let mut w = self.inner.writer.lock();
+        if w.failed {
+            return Err(OutboxError::Failed);
+        }
+        let (last_acked, last_sealed, seqs) = {
+            let st = self.inner.state.lock();
+            (st.last_acked, st.last_sealed, st.batches.range(..=up_to_seq).map(|(s, _)| *s).collect::<Vec<_>>())
+        };
+        if up_to_seq <= last_acked && seqs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for &seq in &seqs {
+            batch.remove(&key(SEALED, seq));
+        }
+        let acked = last_acked.max(up_to_seq);
+        batch.insert(LAST_ACKED, &acked.to_be_bytes());
+        let bump = up_to_seq > last_sealed;
+        if bump {
+            batch.insert(LAST_SEALED, &up_to_seq.to_be_bytes());
+        }
+        self.commit(&mut w, batch, bump)?;
+        let mut st = self.inner.state.lock();
+        for seq in seqs {
+            st.remove_batch(seq);
+        }
+        st.last_acked = acked;
+        if bump {
+            let (old, new) = (last_sealed + 1, up_to_seq + 1);
+            for l in st.latest.values_mut().filter(|l| l.seq == old) {
+                l.seq = new;
+            }
+            st.last_sealed = up_to_seq;
+        }
+        st.latest.retain(|_, l| l.seq > up_to_seq);
+        Ok(())
+    }
+
+    /// The latest unacknowledged value of each attribute (newest `observed_at`; on a tie the later
+    /// append), sorted by entity and attribute. After an outage the uplink sends these first so the cloud
+    /// shows the current state early, then the batches in seq order.
+    pub fn latest(&self) -> Vec<OutboxUpdate> {
+        let mut out: Vec<_> = self.inner.state.lock().latest.values().map(|l| l.update.clone()).collect();
+        out.sort_unstable_by(|a, b| (&a.entity, &a.attribute).cmp(&(&b.entity, &b.attribute)));
+        out
+    }
+
+    /// Sets aside the updates of batch `seq` the cloud rejected, with its reasons, durably. Keeps at most
+    /// `max_dead_letters`; beyond it the oldest are deleted and counted. The batch itself is still removed
+    /// by [`Outbox::ack`], so dead letters never block later updates.
+    pub fn dead_letter(&self, seq: u64, rejected: Vec<(OutboxUpdate, String)>) -> Result<(), OutboxError> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let max = self.inner.config.max_dead_letters as u64;
+        let mut letters = rejected;
+        let recorded = letters.len() as u64;
+        let excess = (letters.len() as u64).saturating_sub(max) as usize;
+        letters.drain(..excess);
+        let mut w = self.inner.writer.lock();
+        if w.failed {
+            return Err(OutboxError::Failed);
+        }
+        let mut batch = sled::Batch::default();
+        let id = w.next_dead_id;
+        let n = letters.len() as u64;
+        if n > 0 {
+            let record = DeadLetterRecord { seq, dead_at_ms: now_unix_ms(), letters };
+            batch.insert(&key(DEAD, id), format::encode(&record));
+        }
+        let evict = {
+            let st = self.inner.state.lock();
+            let mut stored = st.dead_stored + n;
+            let mut evict = 0;
+            for &(old_id, count) in &st.dead {
+                if stored <= max {
+                    break;
+                }
+                batch.remove(&key(DEAD, old_id));
+                stored -= count;
+                evict += 1;
+            }
+            evict
+        };
+        self.commit(&mut w, batch, true)?;
+        w.next_dead_id += 1;
+        let mut st = self.inner.state.lock();
+        let mut dropped = excess as u64;
+        for _ in 0..evict {
+            if let Some((_, count)) = st.dead.pop_front() {
+                st.dead_stored -= count;
+                dropped += count;
+            }
+        }
+        if n > 0 {
+            st.dead.push_back((id, n));
+            st.dead_stored += n;
+        }
+        st.dead_lettered += recorded;
+        st.dead_letters_dropped += dropped;
+        tracing::warn!(seq, rejected = recorded, stored = st.dead_stored, "updates rejected by the cloud set aside");
+        Ok(())
+    }
+
+    /// Up to `limit` stored dead letters, oldest first.
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, OutboxError> {
+        let mut out = Vec::new();
+        for item in self.inner.db.scan_prefix([DEAD]) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let record: DeadLetterRecord = format::decode(&k, &v)?;
+            let room = limit - out.len();
+            out.extend(record.letters.into_iter().take(room).map(|(update, reason)| DeadLetter {
+                seq: record.seq,
+                dead_at_ms: record.dead_at_ms,
+                update,
+                reason,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The current counters.
+    pub fn stats(&self) -> OutboxStats {
+        let st = self.inner.state.lock();
+        let oldest = st.batches.values().map(|m| m.oldest_observed_at).chain(st.open_oldest).min();
+        OutboxStats {
+            depth_updates: st.sealed_updates + st.open_updates,
+            sealed_batches: st.batches.len() as u64,
+            open_updates: st.open_updates,
+            used_bytes: st.used_bytes(),
+            budget_bytes: self.inner.config.disk_budget_bytes,
+            oldest_observed_at: oldest,
+            oldest_age_ms: oldest.map(|t| now_unix_ms().saturating_sub(t)),
+            latest_attributes: st.latest.len() as u64,
+            dropped_by_policy: st.dropped_by_policy,
+            rejected_when_full: st.rejected_when_full,
+            dead_letters: st.dead_stored,
+            dead_lettered: st.dead_lettered,
+            dead_letters_dropped: st.dead_letters_dropped,
+            last_sealed_seq: st.last_sealed,
+            last_acked_seq: st.last_acked,
+        }
+    }
+
+    /// Decides what to delete so that `incoming` more bytes fit, or refuses. Called with the writer lock.
+    fn make_room(&self, incoming: u64, count: usize) -> Result<Room, OutboxError> {
+        let config = &self.inner.config;
+        let budget = config.disk_budget_bytes;
+        // An upper bound on what `bytes` of updates take once stored, record headers included: an append
+        // seals a batch per `max_batch_updates`, at most two per `max_batch_bytes`, and leaves one open.
+        let overhead = RECORD_OVERHEAD as u64;
+        let stored = |bytes: u64, count: u64| {
+            let seals =
+                3 + count / config.max_batch_updates as u64 + 2 * bytes / (config.max_batch_bytes as u64 - overhead);
+            bytes + overhead * seals
+        };
+        let count = count as u64;
+        let (used, seqs) = {
+            let mut st = self.inner.state.lock();
+            let used = st.used_bytes();
+            if used + stored(incoming, count) <= budget {
+                if st.full_episode {
+                    st.full_episode = false;
+                    tracing::info!(used_bytes = used, budget_bytes = budget, "outbox no longer full");
+                }
+                return Ok(Room::default());
+            }
+            if self.inner.config.when_full == WhenFull::RejectNew {
+                st.note_full("reject_new", used, budget);
+                st.rejected_when_full += count;
+                return Err(OutboxError::Full { needed_bytes: incoming, used_bytes: used, budget_bytes: budget });
+            }
+            (used, st.batches.iter().map(|(&s, m)| (s, m.bytes)).collect::<Vec<_>>())
+        };
+        let mut room = Room::default();
+        let (mut freed, mut added) = (0u64, 0u64);
+        let mut carried_keys = HashSet::new();
+        for (seq, bytes) in seqs {
+            if used - freed + stored(added + incoming, count + room.carried.len() as u64) <= budget {
+                break;
+            }
+            let k = key(SEALED, seq);
+            let Some(v) = self.inner.db.get(k)? else { continue };
+            let record: SealedRecord = format::decode(&k, &v)?;
+            let mut carried_here = 0u64;
+            let st = self.inner.state.lock();
+            for u in &record.updates {
+                let attr = (u.entity.clone(), u.attribute.clone());
+                if let Some(l) = st.latest.get(&attr)
+                    && l.seq == seq
+                    && carried_keys.insert(attr)
+                {
+                    let size = format::update_size(&l.update);
+                    room.carried.push((l.update.clone(), size));
+                    added += size as u64;
+                    carried_here += 1;
+                }
+            }
+            drop(st);
+            freed += bytes;
+            room.drop.push((seq, record.updates.len() as u64 - carried_here));
+        }
+        let mut st = self.inner.state.lock();
+        st.note_full("drop_oldest_history", used, budget);
+        if used - freed + stored(added + incoming, count + room.carried.len() as u64) > budget {
+            st.rejected_when_full += count;
+            return Err(OutboxError::Full { needed_bytes: incoming, used_bytes: used, budget_bytes: budget });
+        }
+        Ok(room)
+    }
+
+    /// Applies `batch` atomically and, with `durable`, flushes and fsyncs. Any failure stops the outbox.
+    fn commit(&self, w: &mut Writer, batch: sled::Batch, durable: bool) -> Result<(), OutboxError> {
+        let result = (|| {
+            self.inner.db.apply_batch(batch)?;
+            if durable {
+                self.inner.db.flush()?;
+                if let Some(syncer) = w.syncer.as_mut() {
+                    syncer.sync()?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            w.failed = true;
+            tracing::error!(error = %e, "outbox write failed; refusing further writes until reopened");
+        }
+        result
+    }
+}
+
+/// Moves the open batch into `batch` as sealed record `last_sealed + 1`, deleting its fragments.
+fn seal_open(w: &mut Writer, batch: &mut sled::Batch, last_sealed: &mut u64, now: UnixMs) -> (u64, BatchMeta) {
+    *last_sealed += 1;
+    let seq = *last_sealed;
+    let bytes = format::encode(&SealedRecordRef { sealed_at_ms: now, updates: &w.open });
+    let meta = BatchMeta {
+        updates: w.open.len() as u64,
+        bytes: bytes.len() as u64,
+        oldest_observed_at: w.open.iter().map(|u| u.observed_at).min().unwrap_or(now),
+    };
+    for id in w.open_fragments.drain(..) {
+        batch.remove(&key(OPEN, id));
+    }
+    batch.insert(&key(SEALED, seq), bytes);
+    batch.insert(LAST_SEALED, &seq.to_be_bytes());
+    w.open.clear();
+    (seq, meta)
+}
+
+/// Rebuilds the writer and the in-memory state from disk.
+fn recover(db: &sled::Db, syncer: Option<FileSyncer>) -> Result<(Writer, State), OutboxError> {
+    let mut st = State {
+        last_sealed: format::meta_u64(LAST_SEALED, db.get(LAST_SEALED)?.as_deref())?,
+        last_acked: format::meta_u64(LAST_ACKED, db.get(LAST_ACKED)?.as_deref())?,
+        ..State::default()
+    };
+    let mut stale = sled::Batch::default();
+    for item in db.scan_prefix([SEALED]) {
+        let (k, v) = item?;
+        let seq = format::number(&k)?;
+        if seq <= st.last_acked {
+            // Cannot happen (ack deletes atomically with the LAST_ACKED write); tidy up if it does.
+            stale.remove(k);
+            continue;
+        }
+        let record: SealedRecord = format::decode(&k, &v)?;
+        let oldest = record.updates.iter().map(|u| u.observed_at).min().unwrap_or(record.sealed_at_ms);
+        for u in &record.updates {
+            note_latest(&mut st.latest, u, seq);
+        }
+        st.last_sealed = st.last_sealed.max(seq);
+        st.add_batch(
+            seq,
+            BatchMeta { updates: record.updates.len() as u64, bytes: v.len() as u64, oldest_observed_at: oldest },
+        );
+    }
+    db.apply_batch(stale)?;
+    st.last_sealed = st.last_sealed.max(st.last_acked);
+
+    let mut w = Writer {
+        open: Vec::new(),
+        open_fragments: Vec::new(),
+        next_fragment: 0,
+        next_dead_id: 0,
+        syncer,
+        failed: false,
+    };
+    let mut open_bytes = 0u64;
+    for item in db.scan_prefix([OPEN]) {
+        let (k, v) = item?;
+        let id = format::number(&k)?;
+        let updates: Vec<OutboxUpdate> = format::decode(&k, &v)?;
+        for u in updates {
+            open_bytes += format::update_size(&u) as u64;
+            note_latest(&mut st.latest, &u, st.last_sealed + 1);
+            w.open.push(u);
+        }
+        w.open_fragments.push(id);
+        w.next_fragment = id + 1;
+    }
+    st.set_open(&w.open, open_bytes);
+
+    for item in db.scan_prefix([DEAD]) {
+        let (k, v) = item?;
+        let id = format::number(&k)?;
+        let record: DeadLetterRecord = format::decode(&k, &v)?;
+        st.dead.push_back((id, record.letters.len() as u64));
+        st.dead_stored += record.letters.len() as u64;
+        w.next_dead_id = id + 1;
+    }
+    Ok((w, st))
+}
