@@ -21,6 +21,9 @@ use twin_proto::pb::{
     twin_service_client::TwinServiceClient,
 };
 
+pub mod fault_proxy;
+pub use fault_proxy::{Fault, FaultProxy};
+
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 
