@@ -4,6 +4,9 @@
 //!   one whose heartbeat is due.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
+//! - [`uplink`]: sends the outbox's sealed batches over the ingest stream, removes them only on ack, sets
+//!   rejected updates aside as dead letters, and reconnects with backoff, resuming where the cloud left off.
 
 pub mod deadband;
+pub mod uplink;
 pub mod wire;
