@@ -9,7 +9,7 @@ use twin_model::{
 };
 
 /// When static attribute values count as observed: 2000-01-01T00:00:00Z, in Unix ms.
-pub const STATIC_OBSERVED_AT: UnixMs = 946_684_800_000;
+pub const STATIC_OBSERVED_AT: UnixMs = twin_model::MIN_OBSERVED_AT;
 
 /// A validated entity id from a generated string. Generated ids are printable ASCII by construction.
 pub(crate) fn entity_id(s: &str) -> EntityId {

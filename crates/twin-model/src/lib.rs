@@ -28,6 +28,10 @@ pub use value::{Value, ValueKind};
 /// Milliseconds since the Unix epoch, UTC. Every timestamp in the twin uses this unit.
 pub type UnixMs = i64;
 
+/// The earliest observed time the twin accepts (2000-01-01T00:00:00Z). Static attributes (a building's
+/// height, a road's lane count) carry it, so that any live reading wins over them.
+pub const MIN_OBSERVED_AT: UnixMs = 946_684_800_000;
+
 /// The current wall-clock time in [`UnixMs`].
 pub fn now_unix_ms() -> UnixMs {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

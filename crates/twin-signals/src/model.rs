@@ -147,5 +147,5 @@ pub(crate) fn plateau(h: f64, from: f64, to: f64, w: f64) -> f64 {
 
 /// Timestamps in the catalog are bounded to 2000-01-01 .. 2100-01-01.
 pub(crate) fn clamp_timestamp(t: UnixMs) -> i64 {
-    t.clamp(946_684_800_000, 4_102_444_800_000)
+    t.clamp(twin_model::MIN_OBSERVED_AT, 4_102_444_800_000)
 }

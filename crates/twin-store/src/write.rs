@@ -5,7 +5,7 @@ use std::fmt;
 use twin_model::{AttrName, EdgeId, EntityId, EntityStatic, TypeName, UnixMs, Value, Violation};
 
 /// Observed times before this (2000-01-01) are rejected as implausible.
-pub const MIN_OBSERVED_AT: UnixMs = 946_684_800_000;
+pub use twin_model::MIN_OBSERVED_AT;
 /// Observed times more than this far ahead of the cloud's clock are rejected.
 pub const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
