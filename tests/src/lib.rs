@@ -27,20 +27,9 @@ pub use fault_proxy::{Fault, FaultProxy};
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Connects a gRPC channel to `addr`.
+/// Connects a gRPC channel to `addr`, retrying for up to [`WAIT`] while the server starts.
 pub async fn connect(addr: SocketAddr) -> Result<Channel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_timeout(WAIT);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match endpoint.connect().await {
-            Ok(c) => return Ok(c),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot connect to {addr}")),
-        }
-    }
+    Ok(twin_client::connect(&format!("http://{addr}"), WAIT).await?)
 }
 
 /// gRPC clients of one cloud.
