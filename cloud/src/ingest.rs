@@ -194,6 +194,7 @@ impl Session {
                         duplicate: false,
                         applied: summary.applied,
                         stale: summary.stale,
+                        repeated: summary.repeated,
                         rejected,
                         revision: summary.revision,
                     }

@@ -451,6 +451,15 @@ impl Committer {
                     continue;
                 }
             };
+            // The same observation again (a resend, or the edge's latest-first snapshot followed by its
+            // backlog) is not a new fact: it changes nothing and adds no second history point.
+            if let Some(r) = entity.attributes.get(&u.attribute).and_then(|s| s.reported.as_ref())
+                && r.observed_at == u.observed_at
+                && r.value == value
+            {
+                summary.repeated += 1;
+                continue;
+            }
             let in_history = u.observed_at >= history_floor;
             if in_history {
                 history.record(&self.db, &u.entity, &u.attribute, u.observed_at, value.clone())?;

@@ -99,6 +99,9 @@ pub struct WriteSummary {
     pub applied: u32,
     /// Updates kept in history only, because the latest state holds a newer (or the same) observation.
     pub stale: u32,
+    /// Updates equal (value and observed time) to the attribute's latest stored observation: ignored, as
+    /// they were applied before.
+    pub repeated: u32,
     /// Upserts that created or changed an entity.
     pub upserts_changed: u32,
     /// Upserts identical to the stored entity.

@@ -90,6 +90,30 @@ async fn last_writer_wins_by_observed_time_and_history_keeps_both() {
 }
 
 #[tokio::test]
+async fn a_repeat_of_the_latest_observation_is_not_applied_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t0 = now_unix_ms() - 60_000;
+    store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
+    let first =
+        applied(store.write(WriteBatch { updates: vec![pm25(1, 50.0, t0)], ..Default::default() }).await.unwrap());
+    assert_eq!((first.applied, first.repeated), (1, 0));
+    // The same observation, e.g. sent first after an outage and then again in the backlog.
+    let again =
+        applied(store.write(WriteBatch { updates: vec![pm25(1, 50.0, t0)], ..Default::default() }).await.unwrap());
+    assert_eq!((again.applied, again.stale, again.repeated, again.revision), (0, 0, 1, first.revision));
+    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let attr = AttrName::new("pm25").unwrap();
+    let h = store.history_points(&id, &attr, t0 - 1, t0 + 1, 10).unwrap();
+    assert_eq!(h.points, vec![(t0, Value::Number(50.0))], "one history point, not two");
+    // Same time, another value: not a repeat; the stored value wins.
+    let clash =
+        applied(store.write(WriteBatch { updates: vec![pm25(1, 60.0, t0)], ..Default::default() }).await.unwrap());
+    assert_eq!((clash.applied, clash.stale, clash.repeated), (0, 1, 0));
+    store.close();
+}
+
+#[tokio::test]
 async fn invalid_updates_are_rejected_individually() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
