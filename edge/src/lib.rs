@@ -2,6 +2,7 @@
 //!
 //! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
 //!   one whose heartbeat is due.
+//! - [`link`]: the uplink's TCP connection, counting the bytes that really cross the link.
 //! - [`source`]: the readings sources produce and the channel they send them on.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
@@ -9,6 +10,7 @@
 //!   rejected updates aside as dead letters, and reconnects with backoff, resuming where the cloud left off.
 
 pub mod deadband;
+pub mod link;
 pub mod source;
 pub mod uplink;
 pub mod wire;

@@ -1,10 +1,11 @@
 //! The uplink: sends the outbox's sealed batches to the cloud over the ingest stream of API v1.
 //!
-//! One task owns the connection. Per session it connects (zstd both ways), sends `Hello`, reads `Welcome`
-//! and acknowledges the outbox up to `last_applied_seq` (the cloud already has those), then keeps up to
-//! `max_in_flight` batches in flight: each sealed batch goes out under its outbox seq (never renumbered),
-//! encoded compactly by a fresh [`SessionEncoder`]. The open batch is sealed at least every
-//! `seal_interval`, so batches form by size (the outbox seals full batches itself) and by time.
+//! One task owns the connection. Per session it connects (zstd both ways, bytes counted by
+//! [`crate::link`]), sends `Hello`, reads `Welcome` and acknowledges the outbox up to `last_applied_seq`
+//! (the cloud already has those), then keeps up to `max_in_flight` batches in flight: each sealed batch goes
+//! out under its outbox seq (never renumbered), encoded compactly by a fresh [`SessionEncoder`]. The open
+//! batch is sealed at least every `seal_interval`, so batches form by size (the outbox seals full batches
+//! itself) and by time.
 //!
 //! A batch leaves the outbox only when the cloud acknowledges it. Updates the cloud rejected are first set
 //! aside as dead letters with the cloud's reason, then the batch is acknowledged, so a rejected update never
@@ -13,12 +14,23 @@
 //! Welcome's `last_applied_seq` and replays unacknowledged batches exactly as sealed; the cloud answers
 //! replays as duplicates, so each batch is applied exactly once.
 //!
-//! Not done yet: sending [`Outbox::latest`] first after an outage (under its own dedup identity), and
-//! splitting a sealed batch larger than the cloud's `max_batch_updates`.
+//! **Latest first.** When a session starts with a backlog of at least `latest_first_after_batches` sealed
+//! batches (an outage), the latest value of every attribute in the outbox goes first, on a second stream
+//! under the identity `<edge>.latest` (see [`latest`]), and the backlog follows in order. The backlog then
+//! carries those observations again; the cloud recognises a repeat of an attribute's latest observation and
+//! does not apply it twice.
+//!
+//! A sealed batch larger than the cloud's Welcome limits cannot be sent and is never split (a seq must keep
+//! meaning the same updates): the session fails with an error naming both limits, and retries with backoff
+//! until an operator raises the cloud's limit. An outbox that has failed ([`OutboxError::Failed`]) stops the
+//! uplink with that error: nothing more can be sent or acknowledged safely until the agent restarts.
+
+mod latest;
 
 use std::{
     collections::BTreeMap,
     error::Error,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -30,12 +42,19 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{codec::CompressionEncoding, transport::Endpoint};
-use twin_model::EdgeId;
+use tonic::{
+    codec::CompressionEncoding,
+    transport::{Channel, Endpoint},
+};
+use tracing::Instrument;
+use twin_model::{EdgeId, now_unix_ms};
 use twin_outbox::{Outbox, OutboxError, OutboxUpdate};
 use twin_proto::pb::{self, ingest_service_client::IngestServiceClient};
 
-use crate::wire::{SessionEncoder, UpdateRef};
+use crate::{
+    link::{CountingConnector, LinkBytes},
+    wire::{SessionEncoder, UpdateRef},
+};
 
 /// How long connecting, and waiting for the Welcome, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,6 +78,25 @@ pub struct UplinkConfig {
     pub backoff_min: Duration,
     /// The longest wait before a reconnect.
     pub backoff_max: Duration,
+    /// A session that starts with at least this many sealed batches waiting sends every attribute's
+    /// latest value first (0: never).
+    pub latest_first_after_batches: u64,
+}
+
+impl UplinkConfig {
+    /// The settings for `edge_id` and `cloud_url` with the defaults: seal every 200 ms, 8 batches in flight,
+    /// backoff 200 ms to 30 s, latest first after 16 batches.
+    pub fn new(edge_id: EdgeId, cloud_url: impl Into<String>) -> Self {
+        UplinkConfig {
+            edge_id,
+            cloud_url: cloud_url.into(),
+            seal_interval: Duration::from_millis(200),
+            max_in_flight: 8,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            latest_first_after_batches: 16,
+        }
+    }
 }
 
 /// The uplink's counters, published on a watch channel.
@@ -74,6 +112,22 @@ pub struct UplinkStats {
     pub reconnects: u64,
     /// Updates the cloud rejected and that were set aside as dead letters.
     pub dead_lettered: u64,
+    /// Updates sent in batches, resends after a reconnect included.
+    pub updates_sent: u64,
+    /// Updates in acknowledged batches (each counted once).
+    pub updates_acked: u64,
+    /// Bytes written to the link: after compression, with HTTP/2 framing.
+    pub bytes_sent: u64,
+    /// Bytes read from the link.
+    pub bytes_received: u64,
+    /// When the cloud last acknowledged a batch (box clock, Unix ms).
+    pub last_ack_at_ms: Option<i64>,
+    /// When the last session ended other than by shutdown, or failed to start (box clock, Unix ms).
+    pub last_failure_at_ms: Option<i64>,
+    /// Latest-first snapshots sent after outages.
+    pub latest_first_snapshots: u64,
+    /// Updates sent in latest-first snapshots.
+    pub latest_first_updates: u64,
 }
 
 /// The uplink task.
@@ -95,42 +149,79 @@ impl Uplink {
         config: UplinkConfig,
         outbox: Outbox,
         shutdown: CancellationToken,
-    ) -> (JoinHandle<()>, watch::Receiver<UplinkStats>) {
+    ) -> (JoinHandle<Result<(), OutboxError>>, watch::Receiver<UplinkStats>) {
         let (tx, rx) = watch::channel(UplinkStats::default());
-        let handle = tokio::spawn(run(config, outbox, shutdown, tx));
+        let link = Link { stats: tx, bytes: Arc::new(LinkBytes::default()) };
+        let handle = tokio::spawn(run(config, outbox, shutdown, link));
         (handle, rx)
     }
 }
 
-async fn run(config: UplinkConfig, outbox: Outbox, shutdown: CancellationToken, stats: watch::Sender<UplinkStats>) {
+/// The stats channel and the byte counters it reports.
+struct Link {
+    stats: watch::Sender<UplinkStats>,
+    bytes: Arc<LinkBytes>,
+}
+
+impl Link {
+    /// Changes the stats and refreshes the byte counts.
+    fn update(&self, f: impl FnOnce(&mut UplinkStats)) {
+        self.stats.send_modify(|s| {
+            f(s);
+            s.bytes_sent = self.bytes.sent();
+            s.bytes_received = self.bytes.received();
+        });
+    }
+}
+
+async fn run(config: UplinkConfig, outbox: Outbox, shutdown: CancellationToken, link: Link) -> Result<(), OutboxError> {
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max, config.edge_id.as_str());
-    loop {
+    let latest_identity = latest::identity(&config.edge_id);
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
         if shutdown.is_cancelled() {
-            break;
+            break Ok(());
         }
         let mut welcomed = false;
-        let result = session(&config, &outbox, &shutdown, &stats, &mut welcomed).await;
-        stats.send_modify(|s| s.connected = false);
+        let span = tracing::info_span!("uplink_session", edge = %config.edge_id);
+        let result = session(&config, latest_identity.as_ref(), &outbox, &shutdown, &link, &mut welcomed, &span)
+            .instrument(span.clone())
+            .await;
+        link.update(|s| s.connected = false);
         match result {
-            Ok(SessionEnd::Shutdown) => break,
+            Ok(SessionEnd::Shutdown) => break Ok(()),
             Err(e) => {
+                if let Some(OutboxError::Failed) = e.downcast_ref::<OutboxError>() {
+                    tracing::error!("uplink stopped: the outbox failed and must be reopened");
+                    break Err(OutboxError::Failed);
+                }
                 if shutdown.is_cancelled() {
-                    break;
+                    break Ok(());
                 }
                 if welcomed {
                     backoff.reset();
                 }
-                stats.send_modify(|s| s.reconnects += 1);
+                link.update(|s| {
+                    s.reconnects += 1;
+                    s.last_failure_at_ms = Some(now_unix_ms());
+                });
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "uplink session ended");
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
+                let until = Instant::now() + delay;
+                loop {
+                    // Keep the byte counters fresh while waiting (keep-alives of a dying connection).
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep_until(until) => break,
+                        _ = refresh.tick() => link.update(|_| {}),
+                    }
                 }
             }
         }
-    }
+    };
+    link.update(|_| {});
     tracing::info!("uplink stopped");
+    outcome
 }
 
 /// Runs a blocking outbox call off the async threads.
@@ -143,53 +234,105 @@ where
     Ok(tokio::task::spawn_blocking(move || f(&outbox)).await??)
 }
 
+/// The ingest client for a channel: zstd both ways, messages up to 64 MiB.
+fn ingest_client(channel: Channel) -> IngestServiceClient<Channel> {
+    IngestServiceClient::new(channel)
+        .send_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_encoding_message_size(64 << 20)
+        .max_decoding_message_size(64 << 20)
+}
+
+/// An open ingest stream: where to send requests, and its responses after the Welcome.
+struct IngestStream {
+    tx: mpsc::Sender<pb::IngestRequest>,
+    responses: tonic::Streaming<pb::IngestResponse>,
+    welcome: pb::Welcome,
+}
+
+/// Opens an ingest stream on `channel` as `edge_id` (with the session span's trace context in its metadata)
+/// and waits for the Welcome.
+async fn open_stream(
+    channel: Channel,
+    edge_id: &EdgeId,
+    buffer: usize,
+    span: &tracing::Span,
+) -> Result<IngestStream, BoxError> {
+    let (tx, rx) = mpsc::channel(buffer);
+    let hello = pb::Hello { edge_id: edge_id.as_str().to_owned(), protocol_version: 1 };
+    tx.send(pb::IngestRequest { message: Some(pb::ingest_request::Message::Hello(hello)) }).await?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    twin_telemetry::propagation::inject_into_metadata(span, request.metadata_mut());
+    let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let mut responses = ingest_client(channel).ingest(request).await?.into_inner();
+        match responses.message().await? {
+            Some(pb::IngestResponse { message: Some(pb::ingest_response::Message::Welcome(welcome)) }) => {
+                Ok::<_, BoxError>(IngestStream { tx, responses, welcome })
+            }
+            other => Err(format!("expected a welcome, got {other:?}").into()),
+        }
+    });
+    opened.await.map_err(|_| "no welcome in time")?
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn session(
     config: &UplinkConfig,
+    latest_identity: Option<&EdgeId>,
     outbox: &Outbox,
     shutdown: &CancellationToken,
-    stats: &watch::Sender<UplinkStats>,
+    link: &Link,
     welcomed: &mut bool,
+    span: &tracing::Span,
 ) -> Result<SessionEnd, BoxError> {
     let endpoint = Endpoint::from_shared(config.cloud_url.clone())?
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(5))
         .keep_alive_while_idle(true);
+    let connector = CountingConnector::new(link.bytes.clone());
     let channel = tokio::select! {
         () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
-        c = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()) => c.map_err(|_| "connect timed out")??,
+        c = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect_with_connector(connector)) => {
+            c.map_err(|_| "connect timed out")??
+        }
     };
-    let mut client = IngestServiceClient::new(channel)
-        .send_compressed(CompressionEncoding::Zstd)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .max_encoding_message_size(64 << 20)
-        .max_decoding_message_size(64 << 20);
     let max_in_flight = config.max_in_flight.max(1);
-    let (tx, rx) = mpsc::channel(max_in_flight + 2);
-    let hello = pb::Hello { edge_id: config.edge_id.as_str().to_owned(), protocol_version: 1 };
-    tx.send(pb::IngestRequest { message: Some(pb::ingest_request::Message::Hello(hello)) }).await?;
-
-    let welcome = tokio::select! {
+    let stream = tokio::select! {
         () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
-        w = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut responses = client.ingest(ReceiverStream::new(rx)).await?.into_inner();
-            match responses.message().await? {
-                Some(pb::IngestResponse { message: Some(pb::ingest_response::Message::Welcome(w)) }) => {
-                    Ok::<_, BoxError>((w, responses))
-                }
-                other => Err(format!("expected a welcome, got {other:?}").into()),
-            }
-        }) => w.map_err(|_| "no welcome in time")??,
+        s = open_stream(channel.clone(), &config.edge_id, max_in_flight + 2, span) => s?,
     };
-    let (welcome, mut responses) = welcome;
+    let IngestStream { tx, mut responses, welcome } = stream;
     let resume = welcome.last_applied_seq;
     blocking(outbox, move |o| o.ack(resume)).await?;
     *welcomed = true;
-    stats.send_modify(|s| {
+    link.update(|s| {
         s.connected = true;
         s.last_acked_seq = s.last_acked_seq.max(resume);
     });
     tracing::info!(last_applied_seq = resume, "uplink connected");
+    let limits = Limits::from(&welcome);
+
+    let backlog = outbox.stats().sealed_batches;
+    if let Some(identity) = latest_identity
+        && config.latest_first_after_batches > 0
+        && backlog >= config.latest_first_after_batches
+    {
+        let snapshot = outbox.latest();
+        let count = snapshot.len() as u64;
+        tracing::info!(backlog_batches = backlog, attributes = count, "sending latest values first");
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+            sent = latest::send(channel.clone(), identity, snapshot, limits.max_updates, span) => {
+                let applied = sent?;
+                tracing::debug!(applied, "latest-first snapshot acknowledged");
+            }
+        }
+        link.update(|s| {
+            s.latest_first_snapshots += 1;
+            s.latest_first_updates += count;
+        });
+    }
 
     let mut encoder = SessionEncoder::new();
     let mut last_sent = resume;
@@ -208,13 +351,10 @@ async fn session(
             let batches = blocking(outbox, move |o| o.sealed_after(after, room)).await?;
             more_sealed = batches.len() == room;
             for b in batches {
-                let refs = b.updates.iter().map(|u| UpdateRef {
-                    entity: &u.entity,
-                    attribute: &u.attribute,
-                    value: &u.value,
-                    observed_at: u.observed_at,
-                });
-                let batch = encoder.encode(b.seq, refs);
+                limits.check(b.seq, b.updates.len())?;
+                let batch = encoder.encode(b.seq, b.updates.iter().map(UpdateRef::from));
+                limits.check_bytes(b.seq, prost::Message::encoded_len(&batch))?;
+                let count = b.updates.len() as u64;
                 let msg = pb::IngestRequest { message: Some(pb::ingest_request::Message::Batch(batch)) };
                 tx.send(msg).await.map_err(|_| "ingest stream closed")?;
                 if in_flight.is_empty() {
@@ -222,6 +362,7 @@ async fn session(
                 }
                 last_sent = b.seq;
                 in_flight.insert(b.seq, b.updates);
+                link.update(|s| s.updates_sent += count);
             }
         }
         if let Some(deadline) = drain_deadline
@@ -248,7 +389,7 @@ async fn session(
                     }
                     None => return Err("the cloud ended the ingest stream".into()),
                 };
-                handle_ack(outbox, stats, &mut in_flight, ack).await?;
+                handle_ack(outbox, link, &mut in_flight, ack).await?;
                 last_progress = Instant::now();
             }
             _ = seal_tick.tick() => {
@@ -265,7 +406,7 @@ async fn session(
 
 async fn handle_ack(
     outbox: &Outbox,
-    stats: &watch::Sender<UplinkStats>,
+    link: &Link,
     in_flight: &mut BTreeMap<u64, Vec<OutboxUpdate>>,
     ack: pb::Ack,
 ) -> Result<(), BoxError> {
@@ -282,17 +423,63 @@ async fn handle_ack(
         .filter_map(|r| updates.get(r.index as usize).map(|u| (u.clone(), r.message.clone())))
         .collect();
     let dead = rejected.len() as u64;
+    let count = updates.len() as u64;
     if !rejected.is_empty() {
         // Set aside before the ack deletes the batch, so a crash in between loses nothing.
         blocking(outbox, move |o| o.dead_letter(seq, rejected)).await?;
     }
     blocking(outbox, move |o| o.ack(seq)).await?;
-    stats.send_modify(|s| {
+    link.update(|s| {
         s.batches_acked += 1;
         s.last_acked_seq = s.last_acked_seq.max(seq);
         s.dead_lettered += dead;
+        s.updates_acked += count;
+        s.last_ack_at_ms = Some(now_unix_ms());
     });
     Ok(())
+}
+
+/// What the cloud accepts per batch, from its Welcome.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_updates: usize,
+    max_bytes: usize,
+}
+
+impl From<&pb::Welcome> for Limits {
+    fn from(w: &pb::Welcome) -> Self {
+        // 0 means the cloud did not say.
+        let or_max = |v: u64| if v == 0 { usize::MAX } else { usize::try_from(v).unwrap_or(usize::MAX) };
+        Limits { max_updates: or_max(u64::from(w.max_batch_updates)), max_bytes: or_max(w.max_message_bytes) }
+    }
+}
+
+impl Limits {
+    fn check(&self, seq: u64, updates: usize) -> Result<(), BoxError> {
+        if updates > self.max_updates {
+            return Err(format!(
+                "sealed batch {seq} holds {updates} updates but the cloud accepts at most {} per batch: raise the \
+                 cloud's max_batch_updates (batches are never split, a seq always means the same updates), and \
+                 lower the edge's outbox.max_batch_updates for new batches",
+                self.max_updates
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn check_bytes(&self, seq: u64, bytes: usize) -> Result<(), BoxError> {
+        // Leave room for the request envelope.
+        if bytes + 64 > self.max_bytes {
+            return Err(format!(
+                "sealed batch {seq} encodes to {bytes} bytes but the cloud accepts messages of at most {} bytes: \
+                 raise the cloud's max_message_bytes",
+                self.max_bytes
+            )
+            .into());
+        }
+        Ok(())
+    }
 }
 
 /// Exponential backoff with jitter: the n-th consecutive wait is uniform in `[min, min(max, min * 2^n)]`.

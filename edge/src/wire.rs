@@ -26,6 +26,12 @@ pub struct UpdateRef<'a> {
     pub observed_at: UnixMs,
 }
 
+impl<'a> From<&'a twin_outbox::OutboxUpdate> for UpdateRef<'a> {
+    fn from(u: &'a twin_outbox::OutboxUpdate) -> Self {
+        UpdateRef { entity: &u.entity, attribute: &u.attribute, value: &u.value, observed_at: u.observed_at }
+    }
+}
+
 /// The symbol table of one ingest stream.
 #[derive(Debug, Default)]
 pub struct SessionEncoder {
