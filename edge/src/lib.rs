@@ -3,6 +3,7 @@
 //! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
 //!   one whose heartbeat is due.
 //! - [`link`]: the uplink's TCP connection, counting the bytes that really cross the link.
+//! - [`self_report`]: the box's own `EdgeNode` entity: link state, outbox depth, bytes sent.
 //! - [`source`]: the readings sources produce and the channel they send them on.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
@@ -11,6 +12,7 @@
 
 pub mod deadband;
 pub mod link;
+pub mod self_report;
 pub mod source;
 pub mod uplink;
 pub mod wire;
