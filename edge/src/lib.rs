@@ -1,5 +1,6 @@
 //! The City Twin edge agent (issue 4, in progress): sources -> deadband -> durable outbox -> uplink.
 //!
+//! - [`agent`]: wires the parts together and shuts them down without losing anything.
 //! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
 //!   one whose heartbeat is due.
 //! - [`link`]: the uplink's TCP connection, counting the bytes that really cross the link.
@@ -10,6 +11,7 @@
 //! - [`uplink`]: sends the outbox's sealed batches over the ingest stream, removes them only on ack, sets
 //!   rejected updates aside as dead letters, and reconnects with backoff, resuming where the cloud left off.
 
+pub mod agent;
 pub mod deadband;
 pub mod link;
 pub mod self_report;

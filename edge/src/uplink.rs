@@ -81,6 +81,18 @@ pub struct UplinkConfig {
     /// A session that starts with at least this many sealed batches waiting sends every attribute's
     /// latest value first (0: never).
     pub latest_first_after_batches: u64,
+    /// Entities to create (or confirm) in the cloud before the first batch is sent: the box's own entity and
+    /// the sensors it reads. Loading is idempotent; it is done once per process, on the first session.
+    pub register: Option<Registration>,
+}
+
+/// Entities the uplink registers through `AdminService.LoadEntities` before sending.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The catalog (units of the entities' attributes).
+    pub catalog: Arc<twin_model::Catalog>,
+    /// The entities.
+    pub entities: Arc<Vec<twin_model::Entity>>,
 }
 
 impl UplinkConfig {
@@ -95,6 +107,7 @@ impl UplinkConfig {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             latest_first_after_batches: 16,
+            register: None,
         }
     }
 }
@@ -178,13 +191,15 @@ async fn run(config: UplinkConfig, outbox: Outbox, shutdown: CancellationToken, 
     let mut backoff = Backoff::new(config.backoff_min, config.backoff_max, config.edge_id.as_str());
     let latest_identity = latest::identity(&config.edge_id);
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    let mut registered = config.register.is_none();
     let outcome = loop {
         if shutdown.is_cancelled() {
             break Ok(());
         }
         let mut welcomed = false;
         let span = tracing::info_span!("uplink_session", edge = %config.edge_id);
-        let result = session(&config, latest_identity.as_ref(), &outbox, &shutdown, &link, &mut welcomed, &span)
+        let state = SessionState { welcomed: &mut welcomed, registered: &mut registered };
+        let result = session(&config, latest_identity.as_ref(), &outbox, &shutdown, &link, state, &span)
             .instrument(span.clone())
             .await;
         link.update(|s| s.connected = false);
@@ -275,14 +290,47 @@ async fn open_stream(
     opened.await.map_err(|_| "no welcome in time")?
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What outlives a session: whether it got as far as the Welcome, and whether registration is done.
+struct SessionState<'a> {
+    welcomed: &'a mut bool,
+    registered: &'a mut bool,
+}
+
+/// Loads the registration entities; rejections are logged (the entity's updates will become dead letters
+/// with the reason), a transport failure fails the session so it is retried.
+async fn register(channel: Channel, registration: &Registration) -> Result<(), BoxError> {
+    let entities = &registration.entities;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel)
+        .send_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .max_encoding_message_size(64 << 20);
+    let (mut loaded, mut unchanged, mut rejected) = (0u64, 0u64, 0usize);
+    for chunk in entities.chunks(2_000) {
+        let wire = chunk.iter().map(|e| entity_pb(&registration.catalog, e)).collect();
+        let response = admin.load_entities(pb::LoadEntitiesRequest { entities: wire }).await?.into_inner();
+        for r in response.rejected.iter().take(10) {
+            tracing::warn!(entity = %r.entity_id, reason = %r.message, "the cloud rejected an entity this box reads");
+        }
+        loaded += u64::from(response.loaded);
+        unchanged += u64::from(response.unchanged);
+        rejected += response.rejected.len();
+    }
+    tracing::info!(entities = entities.len(), created_or_changed = loaded, unchanged, rejected, "entities registered");
+    Ok(())
+}
+
+fn entity_pb(catalog: &twin_model::Catalog, e: &twin_model::Entity) -> pb::Entity {
+    let def = catalog.get(&e.header.entity_type);
+    twin_proto::convert::entity_to_pb(e, |a| def.and_then(|d| d.attributes.get(a)).and_then(|a| a.unit.as_deref()))
+}
+
 async fn session(
     config: &UplinkConfig,
     latest_identity: Option<&EdgeId>,
     outbox: &Outbox,
     shutdown: &CancellationToken,
     link: &Link,
-    welcomed: &mut bool,
+    state: SessionState<'_>,
     span: &tracing::Span,
 ) -> Result<SessionEnd, BoxError> {
     let endpoint = Endpoint::from_shared(config.cloud_url.clone())?
@@ -305,13 +353,20 @@ async fn session(
     let IngestStream { tx, mut responses, welcome } = stream;
     let resume = welcome.last_applied_seq;
     blocking(outbox, move |o| o.ack(resume)).await?;
-    *welcomed = true;
+    *state.welcomed = true;
     link.update(|s| {
         s.connected = true;
         s.last_acked_seq = s.last_acked_seq.max(resume);
     });
     tracing::info!(last_applied_seq = resume, "uplink connected");
     let limits = Limits::from(&welcome);
+    if let Some(registration) = config.register.as_ref().filter(|_| !*state.registered) {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
+            r = register(channel.clone(), registration) => r?,
+        }
+        *state.registered = true;
+    }
 
     let backlog = outbox.stats().sealed_batches;
     if let Some(identity) = latest_identity

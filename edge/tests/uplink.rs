@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    future::Future,
     path::Path,
     time::{Duration, Instant},
 };
@@ -10,7 +9,7 @@ use std::{
 use edge::uplink::{Uplink, UplinkConfig, UplinkStats};
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use twin_e2e::{FaultProxy, InProcessCloud, load, now_ms, reported_number, station, station_id};
+use twin_e2e::{FaultProxy, InProcessCloud, load, now_ms, reported_number, station, station_id, wait_until};
 use twin_model::{AttrName, EdgeId, EntityId, Value};
 use twin_outbox::{Outbox, OutboxConfig, OutboxError, OutboxUpdate};
 use twin_proto::pb;
@@ -57,27 +56,15 @@ async fn load_stations(cloud: &InProcessCloud) {
     load(&cloud.clients, entities).await.unwrap();
 }
 
-/// Polls `cond` every 20 ms until it holds, failing the test after [`WAIT`].
-async fn wait_until<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + WAIT;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until the outbox is empty and the uplink has acknowledged its last sealed batch.
 async fn wait_all_acked(outbox: &Outbox, stats: &watch::Receiver<UplinkStats>) {
-    wait_until("every update acknowledged", || {
+    wait_until("every update acknowledged", WAIT, || {
         let s = outbox.stats();
         let acked = stats.borrow().last_acked_seq;
         async move { s.depth_updates == 0 && s.last_sealed_seq > 0 && acked >= s.last_sealed_seq }
     })
-    .await;
+    .await
+    .unwrap();
 }
 
 async fn stop(shutdown: CancellationToken, task: JoinHandle<Result<(), OutboxError>>) {

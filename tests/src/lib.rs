@@ -362,3 +362,29 @@ pub async fn reported_number(clients: &Clients, id: &str, attribute: &str) -> Re
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+/// The reported value of an entity's attribute, via Get; `None` when the entity or the value is missing.
+pub async fn reported(clients: &Clients, id: &str, attribute: &str) -> Result<Option<pb::value::Kind>> {
+    let e = match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
+        Ok(e) => e.into_inner(),
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(status.into()),
+    };
+    Ok(e.attributes.iter().find(|a| a.name == attribute).and_then(|a| a.reported.as_ref()?.kind.clone()))
+}
+
+/// Polls `cond` every 20 ms until it holds; an error naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
