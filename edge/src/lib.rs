@@ -3,12 +3,15 @@
 //! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
 //!   one whose heartbeat is due.
 //! - [`source`]: the readings sources produce and the channel they send them on.
+//! - [`simulator`]: a source that drives a district of the demonstration city (or all of it) with the
+//!   deterministic signal models, on a simulated clock that can run faster than real time.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
 //! - [`uplink`]: sends the outbox's sealed batches over the ingest stream, removes them only on ack, sets
 //!   rejected updates aside as dead letters, and reconnects with backoff, resuming where the cloud left off.
 
 pub mod deadband;
+pub mod simulator;
 pub mod source;
 pub mod uplink;
 pub mod wire;
