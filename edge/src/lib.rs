@@ -6,6 +6,8 @@
 //! - [`link`]: the uplink's TCP connection, counting the bytes that really cross the link.
 //! - [`self_report`]: the box's own `EdgeNode` entity: link state, outbox depth, bytes sent.
 //! - [`source`]: the readings sources produce and the channel they send them on.
+//! - [`simulator`]: a source that drives a district of the demonstration city (or all of it) with the
+//!   deterministic signal models, on a simulated clock that can run faster than real time.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
 //! - [`uplink`]: sends the outbox's sealed batches over the ingest stream, removes them only on ack, sets
@@ -15,6 +17,7 @@ pub mod agent;
 pub mod deadband;
 pub mod link;
 pub mod self_report;
+pub mod simulator;
 pub mod source;
 pub mod uplink;
 pub mod wire;

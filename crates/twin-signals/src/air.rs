@@ -111,7 +111,8 @@ fn db_sum(a: f64, b: f64) -> f64 {
 /// `NoiseLevelObserved`: road traffic noise over a quiet background; loud in the rush, quiet at night;
 /// rain adds a little.
 pub(crate) fn noise_level(c: &Ctx<'_>, out: &mut Out) {
-    let period_s = [60.0, 300.0, 900.0][(c.plate.unit(salt("noise.period")) * 3.0) as usize % 3];
+    let period_s =
+        c.nameplate(out, "periodS", [60.0, 300.0, 900.0][(c.plate.unit(salt("noise.period")) * 3.0) as usize % 3]);
     let road_level = c.plate.range(salt("noise.road"), 62.0, 74.0);
     let background = c.plate.range(salt("noise.bg"), 33.0, 42.0);
     let traffic = c.env.traffic_demand_at(c.t, c.at).max(0.005);

@@ -87,7 +87,7 @@ fn pv_power(c: &Ctx<'_>, t: i64, peak_kw: f64) -> (f64, &'static str) {
 /// local midnight integrates the power model (trapezoids every 20 minutes, so it only ever grows
 /// through the day).
 pub(crate) fn photovoltaic(c: &Ctx<'_>, out: &mut Out) {
-    let peak_kw = round_to(c.plate.range(salt("pv.peak"), 5.0, 500.0), 1);
+    let peak_kw = c.nameplate(out, "peakPower", round_to(c.plate.range(salt("pv.peak"), 5.0, 500.0), 1));
     let (power, status) = pv_power(c, c.t, peak_kw);
     let midnight = Local::midnight(Local::at(c.t).day);
     let step = HOUR_MS / 3;
@@ -111,7 +111,8 @@ pub(crate) fn photovoltaic(c: &Ctx<'_>, out: &mut Out) {
 /// sessions.
 pub(crate) fn ev_charging(c: &Ctx<'_>, out: &mut Out) {
     let h = Local::at(c.t).hour;
-    let capacity = 2 + (c.plate.unit(salt("ev.cap")) * 19.0) as i64;
+    let derived = 2 + (c.plate.unit(salt("ev.cap")) * 19.0) as i64;
+    let capacity = (c.nameplate(out, "capacity", derived as f64).round() as i64).max(1);
     let fast = c.plate.unit(salt("ev.fast")) < 0.6;
     let connector_kw = if fast { 60.0 } else { 7.0 };
     let demand =

@@ -18,7 +18,9 @@
 //! - `transport`, `air` (air quality, noise, weather stations), `energy`, `waste`, `water`, `safety`
 //!   (defibrillators, ambulances, hydrants), `structures` (buildings, bridges, parks): the models.
 //!
-//! Entry points: [`sample`] (the values of one entity at one time) and [`live_attributes`].
+//! Entry points: [`sample`] (the values of one entity at one time), [`sample_entity`] and
+//! [`sample_entity_into`] (the same for an entity with static attributes, whose nameplate values win),
+//! [`live_attributes`] and [`nameplate_attributes`].
 
 pub mod environment;
 
@@ -37,7 +39,9 @@ mod water;
 pub use environment::{CHANGSHA, Environment, Weather};
 pub use noise::{fnv1a, splitmix64};
 
-use twin_model::{AttrName, EntityStatic, UnixMs, Value};
+use std::collections::BTreeMap;
+
+use twin_model::{AttrName, AttributeState, Entity, EntityStatic, UnixMs, Value};
 
 use model::{Ctx, Out};
 
@@ -105,21 +109,69 @@ const LIVE: &[(&str, &[&str])] = &[
 /// edge's deadband config). Empty for types with no live signal (`District`, `RoadSegment`,
 /// `WaterBody`, `TerrainTile`, `EdgeNode`, which reports itself) and for unknown types.
 ///
-/// Nameplate values that the readings depend on (`OffStreetParking.totalSpotNumber`,
-/// `EVChargingStation.capacity`, `RetentionPark.capacity`, `PhotovoltaicMeasurement.peakPower`,
-/// `NoiseLevelObserved.periodS`) are included, so the free spaces, fill ratios and power a device
-/// reports always agree with the totals it reports. `Bus.stateOfCharge` comes only from electric buses.
+/// Nameplate values that the readings depend on (see [`nameplate_attributes`]) are included, so the free
+/// spaces, fill ratios and power a device reports always agree with the totals it reports.
+/// `Bus.stateOfCharge` comes only from electric buses.
 pub fn live_attributes(entity_type: &str) -> &'static [&'static str] {
     LIVE.iter().find(|(t, _)| *t == entity_type).map_or(&[], |(_, names)| names)
+}
+
+/// The nameplate attributes of each type: fixed properties of a device (its size, its rating) that it
+/// reports with its readings and that the readings depend on.
+const NAMEPLATE: &[(&str, &[&str])] = &[
+    ("OffStreetParking", &["totalSpotNumber"]),
+    ("EVChargingStation", &["capacity"]),
+    ("RetentionPark", &["capacity"]),
+    ("PhotovoltaicMeasurement", &["peakPower"]),
+    ("NoiseLevelObserved", &["periodS"]),
+];
+
+/// The live attributes of a type that are nameplate values (a car park's total spaces, a solar
+/// installation's peak power): [`sample_entity`] takes them from the entity's static attributes when it
+/// has them, so a city that publishes them and the simulated device never disagree. Empty for other types.
+pub fn nameplate_attributes(entity_type: &str) -> &'static [&'static str] {
+    NAMEPLATE.iter().find(|(t, _)| *t == entity_type).map_or(&[], |(_, names)| names)
 }
 
 /// The values a sensor reports at `t`: every live attribute of its type (see [`live_attributes`]),
 /// each inside the catalog's valid range. Deterministic in `(env seed, entity id, t)`; the entity's
 /// geometry places it (the city centre when it has none) and a bus follows its line geometry.
-/// Empty for types with no live signal.
+/// Nameplate values (see [`nameplate_attributes`]) are derived from the id alone; use [`sample_entity`]
+/// for an entity whose static attributes already give them. Empty for types with no live signal.
 pub fn sample(env: &Environment, entity: &EntityStatic, t: UnixMs) -> Vec<(AttrName, Value)> {
-    let Some(mut out) = Out::for_type(entity.entity_type.as_str()) else { return Vec::new() };
-    let c = Ctx::new(env, entity, t);
+    let mut values = Vec::new();
+    sample_with(env, entity, None, t, &mut values);
+    values
+}
+
+/// Like [`sample`], for an entity with its attributes: a nameplate value the entity already holds as a
+/// static attribute (the Changsha city sets a car park's total spaces from its footprint) is reported as
+/// is and drives the readings (free spaces, fill ratios, power), so the simulated device agrees with the
+/// city. A static value that is not a positive number inside the catalog's range is ignored.
+pub fn sample_entity(env: &Environment, entity: &Entity, t: UnixMs) -> Vec<(AttrName, Value)> {
+    let mut values = Vec::new();
+    sample_entity_into(env, entity, t, &mut values);
+    values
+}
+
+/// [`sample_entity`] into a buffer: `values` is cleared, then filled, so a caller sampling many entities
+/// reuses one allocation.
+pub fn sample_entity_into(env: &Environment, entity: &Entity, t: UnixMs, values: &mut Vec<(AttrName, Value)>) {
+    sample_with(env, &entity.header, Some(&entity.attributes), t, values);
+}
+
+fn sample_with(
+    env: &Environment,
+    entity: &EntityStatic,
+    statics: Option<&BTreeMap<AttrName, AttributeState>>,
+    t: UnixMs,
+    values: &mut Vec<(AttrName, Value)>,
+) {
+    let Some(mut out) = Out::for_type(entity.entity_type.as_str(), values) else {
+        values.clear();
+        return;
+    };
+    let c = Ctx::new(env, entity, statics, t);
     match entity.entity_type.as_str() {
         "TrafficFlowObserved" => transport::traffic_flow(&c, &mut out),
         "TrafficSignal" => transport::traffic_signal(&c, &mut out),
@@ -145,5 +197,5 @@ pub fn sample(env: &Environment, entity: &EntityStatic, t: UnixMs) -> Vec<(AttrN
         "Park" => structures::park(&c, &mut out),
         _ => {}
     }
-    out.values
+    *values = out.values;
 }

@@ -1,8 +1,11 @@
 //! What every sensor model works with: the sampling context and a range-checked output buffer.
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::OnceLock,
+};
 
-use twin_model::{AttrName, Catalog, EntityStatic, GeoPoint, UnixMs, Value};
+use twin_model::{AttrName, AttributeState, Catalog, EntityStatic, GeoPoint, UnixMs, Value};
 
 use crate::environment::{CHANGSHA, Environment};
 use crate::noise::Key;
@@ -20,10 +23,18 @@ pub(crate) struct Ctx<'a> {
     pub(crate) plate: Key,
     /// The entity's reference position (the city centre when it has no geometry).
     pub(crate) at: GeoPoint,
+    /// The entity's static attribute values, when the caller has them: a nameplate given there (a car
+    /// park's total spaces from its footprint) overrides the one derived from `plate`.
+    statics: Option<&'a BTreeMap<AttrName, AttributeState>>,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(env: &'a Environment, entity: &'a EntityStatic, t: UnixMs) -> Self {
+    pub(crate) fn new(
+        env: &'a Environment,
+        entity: &'a EntityStatic,
+        statics: Option<&'a BTreeMap<AttrName, AttributeState>>,
+        t: UnixMs,
+    ) -> Self {
         Ctx {
             env,
             entity,
@@ -31,6 +42,19 @@ impl<'a> Ctx<'a> {
             key: Key::for_entity(env.seed(), entity.id.as_str()),
             plate: Key::for_entity(0, entity.id.as_str()),
             at: entity.geometry.as_ref().map_or(CHANGSHA, |g| g.reference_point()),
+            statics,
+        }
+    }
+
+    /// The nameplate value `name` from the entity's own static attributes, or `derived` (from the id)
+    /// when it has none. A static value is used only when it is a number above zero inside the
+    /// catalog's range, so the values computed from it (free spaces, fill ratios) stay in range too.
+    pub(crate) fn nameplate(&self, out: &Out, name: &str, derived: f64) -> f64 {
+        let given =
+            self.statics.and_then(|s| s.get(name)).and_then(|a| a.reported.as_ref()).and_then(|r| r.value.as_f64());
+        match (given, out.slot(name)) {
+            (Some(v), Some(slot)) if v.is_finite() && v > 0.0 && v >= slot.min && v <= slot.max => v,
+            _ => derived,
         }
     }
 }
@@ -77,10 +101,14 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    /// A buffer for `entity_type`, or `None` when the type has no live signal.
-    pub(crate) fn for_type(entity_type: &str) -> Option<Self> {
+    /// A buffer for `entity_type` that takes over `values` (cleared, its allocation reused), or `None`
+    /// (leaving `values` alone) when the type has no live signal.
+    pub(crate) fn for_type(entity_type: &str, values: &mut Vec<(AttrName, Value)>) -> Option<Self> {
         let slots = slots().get(entity_type)?;
-        Some(Out { slots, values: Vec::with_capacity(slots.len()) })
+        let mut values = std::mem::take(values);
+        values.clear();
+        values.reserve(slots.len());
+        Some(Out { slots, values })
     }
 
     fn slot(&self, name: &str) -> Option<&'static Slot> {

@@ -122,7 +122,10 @@ pub(crate) fn parking_spot(c: &Ctx<'_>, out: &mut Out) {
 /// `OffStreetParking`: occupancy follows work and shopping hours; free spaces and the guidance sign
 /// are consistent with it.
 pub(crate) fn off_street_parking(c: &Ctx<'_>, out: &mut Out) {
-    let total = (c.plate.range(salt("spots"), 80.0, 1500.0) / 10.0).round() * 10.0;
+    let total = c
+        .nameplate(out, "totalSpotNumber", (c.plate.range(salt("spots"), 80.0, 1500.0) / 10.0).round() * 10.0)
+        .round()
+        .max(1.0);
     let jitter = 0.04 * c.key.noise(salt("lot"), c.t as f64 / (25.0 * 60_000.0));
     let occupancy = (parking_demand(c) * c.plate.range(salt("popularity"), 0.8, 1.05) + jitter).clamp(0.0, 1.0);
     let available = (total * (1.0 - occupancy)).round();

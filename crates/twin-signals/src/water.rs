@@ -45,7 +45,11 @@ pub(crate) fn rain_gauge(c: &Ctx<'_>, out: &mut Out) {
 /// over a couple of days (an exponential release approximated by windows of past rain); the outlet
 /// gate stays shut while it rains so the river is spared the peak.
 pub(crate) fn retention_park(c: &Ctx<'_>, out: &mut Out) {
-    let capacity = (c.plate.range(salt("basin.capacity"), 20_000.0, 300_000.0) / 1000.0).round() * 1000.0;
+    let capacity = c.nameplate(
+        out,
+        "capacity",
+        (c.plate.range(salt("basin.capacity"), 20_000.0, 300_000.0) / 1000.0).round() * 1000.0,
+    );
     let catchment_m2 = c.plate.range(salt("basin.catchment"), 0.2e6, 3.0e6);
     let pool = capacity * c.plate.range(salt("basin.pool"), 0.15, 0.3);
     let depth_m = c.plate.range(salt("basin.depth"), 2.0, 6.0);
