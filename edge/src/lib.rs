@@ -8,6 +8,7 @@
 //! - [`source`]: the readings sources produce and the channel they send them on.
 //! - [`simulator`]: a source that drives a district of the demonstration city (or all of it) with the
 //!   deterministic signal models, on a simulated clock that can run faster than real time.
+//! - [`mqtt`]: the MQTT bridge source: subscribes on the box's broker and maps JSON payloads to readings.
 //! - [`wire`]: the compact per-session encoding of batches for the ingest stream (names sent once as
 //!   symbols, times as small offsets).
 //! - [`uplink`]: sends the outbox's sealed batches over the ingest stream, removes them only on ack, sets
@@ -16,6 +17,7 @@
 pub mod agent;
 pub mod deadband;
 pub mod link;
+pub mod mqtt;
 pub mod self_report;
 pub mod simulator;
 pub mod source;

@@ -23,6 +23,8 @@ use twin_proto::pb::{
 
 pub mod fault_proxy;
 pub use fault_proxy::{Fault, FaultProxy};
+pub mod mosquitto;
+pub use mosquitto::MosquittoBroker;
 
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(30);
