@@ -14,8 +14,8 @@
 //! Welcome's `last_applied_seq` and replays unacknowledged batches exactly as sealed; the cloud answers
 //! replays as duplicates, so each batch is applied exactly once.
 //!
-//! **Latest first.** When a session starts with a backlog of at least `latest_first_after_batches` sealed
-//! batches (an outage), the latest value of every attribute in the outbox goes first, on a second stream
+//! **Latest first.** When a session starts with a backlog whose oldest update is at least `latest_first_after`
+//! old and that fills more than the in-flight window (an outage, not a brief reconnect), the latest value of every attribute in the outbox goes first, on a second stream
 //! under the identity `<edge>.latest` (see [`latest`]), and the backlog follows in order. The backlog then
 //! carries those observations again; the cloud recognises a repeat of an attribute's latest observation and
 //! does not apply it twice.
@@ -78,9 +78,9 @@ pub struct UplinkConfig {
     pub backoff_min: Duration,
     /// The longest wait before a reconnect.
     pub backoff_max: Duration,
-    /// A session that starts with at least this many sealed batches waiting sends every attribute's
-    /// latest value first (0: never).
-    pub latest_first_after_batches: u64,
+    /// A session that starts with a backlog older than this (and larger than the in-flight window) sends
+    /// every attribute's latest value first (zero: never).
+    pub latest_first_after: Duration,
     /// Entities to create (or confirm) in the cloud before the first batch is sent: the box's own entity and
     /// the sensors it reads. Loading is idempotent; it is done once per process, on the first session.
     pub register: Option<Registration>,
@@ -97,7 +97,7 @@ pub struct Registration {
 
 impl UplinkConfig {
     /// The settings for `edge_id` and `cloud_url` with the defaults: seal every 200 ms, 8 batches in flight,
-    /// backoff 200 ms to 30 s, latest first after 16 batches.
+    /// backoff 200 ms to 30 s, latest first after a 30 s backlog.
     pub fn new(edge_id: EdgeId, cloud_url: impl Into<String>) -> Self {
         UplinkConfig {
             edge_id,
@@ -106,7 +106,7 @@ impl UplinkConfig {
             max_in_flight: 8,
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
-            latest_first_after_batches: 16,
+            latest_first_after: Duration::from_secs(30),
             register: None,
         }
     }
@@ -368,14 +368,22 @@ async fn session(
         *state.registered = true;
     }
 
-    let backlog = outbox.stats().sealed_batches;
+    let waiting = outbox.stats();
+    let backlog = waiting.sealed_batches;
+    let age = Duration::from_millis(waiting.oldest_age_ms.unwrap_or(0).max(0) as u64);
     if let Some(identity) = latest_identity
-        && config.latest_first_after_batches > 0
-        && backlog >= config.latest_first_after_batches
+        && !config.latest_first_after.is_zero()
+        && age >= config.latest_first_after
+        && backlog > max_in_flight as u64
     {
         let snapshot = outbox.latest();
         let count = snapshot.len() as u64;
-        tracing::info!(backlog_batches = backlog, attributes = count, "sending latest values first");
+        tracing::info!(
+            backlog_batches = backlog,
+            backlog_age_s = age.as_secs(),
+            attributes = count,
+            "sending latest values first"
+        );
         tokio::select! {
             () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
             sent = latest::send(channel.clone(), identity, snapshot, limits.max_updates, span) => {

@@ -46,7 +46,7 @@ fn config(edge: &str, addr: std::net::SocketAddr) -> UplinkConfig {
         max_in_flight: 8,
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(500),
-        latest_first_after_batches: 0,
+        latest_first_after: Duration::ZERO,
         ..UplinkConfig::new(EdgeId::new(edge).unwrap(), format!("http://{addr}"))
     }
 }
@@ -220,7 +220,7 @@ async fn after_an_outage_latest_values_arrive_first_and_history_follows() {
     let n = 3_000;
     // The outage: 30 sealed batches pile up while the link is down.
     let shutdown = CancellationToken::new();
-    let config = UplinkConfig { latest_first_after_batches: 10, ..config("edge-latest", proxy.addr) };
+    let config = UplinkConfig { latest_first_after: Duration::from_secs(1), ..config("edge-latest", proxy.addr) };
     let (task, stats) = Uplink::spawn(config, outbox.clone(), shutdown.clone());
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let updates: Vec<_> = chunk.iter().map(|&k| pm25_update(k, t0)).collect();

@@ -36,6 +36,7 @@
 
 pub mod config;
 pub mod propagation;
+pub mod signal;
 pub mod subscriber;
 #[cfg(feature = "test-util")]
 pub mod testing;
