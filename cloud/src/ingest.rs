@@ -54,8 +54,10 @@ impl pb::ingest_service_server::IngestService for IngestSvc {
         let edge = EdgeId::new(&hello.edge_id).map_err(|e| status::from_id("hello.edge_id", e))?;
         span.record("edge", edge.as_str());
         let (tx, rx) = mpsc::channel(self.limits.max_in_flight_batches.max(4));
+        let progress = self.store.edge_progress(&edge);
         let welcome = pb::Welcome {
-            last_applied_seq: self.store.edge_seq(&edge),
+            last_applied_seq: progress.seq,
+            updates_delivered: progress.updates,
             max_message_bytes: self.limits.max_message_bytes as u64,
             max_batch_updates: self.limits.max_batch_updates,
             revision: self.store.revision(),

@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use twin_model::{AttrName, AttributeState, Catalog, EntityId, Reported, UnixMs, now_unix_ms};
 
 use crate::{
-    Durability, StoreError,
+    Durability, EdgeProgress, StoreError,
     changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges, StalePoint},
     history::{ChunkSnapshot, HistoryWriter},
     keys,
@@ -405,6 +405,7 @@ impl Committer {
         }
         let mut summary = WriteSummary::default();
         let mut revision = state.revision;
+        let carried = batch.updates.len() as u64;
         for (i, header) in batch.upserts.into_iter().enumerate() {
             let reject = |reason| Rejected { target: Target::Upsert(i), reason };
             if let Err(violation) = self.catalog.check_type(&header.entity_type) {
@@ -491,8 +492,10 @@ impl Committer {
             summary.applied += 1;
         }
         if let Some((edge, seq)) = batch.origin {
-            out.insert(keys::edge(&edge), &seq.to_be_bytes());
-            state.set_edge_seq(edge, seq);
+            let before = state.edge_progress(&edge);
+            let progress = EdgeProgress { seq, updates: before.updates + carried };
+            out.insert(keys::edge(&edge), &progress.to_bytes());
+            state.set_edge_progress(edge, progress);
         }
         state.revision = revision;
         summary.revision = revision;

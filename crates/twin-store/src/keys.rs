@@ -6,7 +6,7 @@
 //! |----------------------------------------------|---------------------------------------------------|------------------|
 //! | `C` first revision (8 B)                     | `Vec<`[`crate::Change`]`>`: the change log        | every group      |
 //! | `W` sequence (8 B)                           | `Vec<`[`crate::changes::StalePoint`]`>`           | groups with stale points |
-//! | `D` edge id                                  | last applied batch seq (8 B)                      | every group      |
+//! | `D` edge id                                  | last applied seq, updates delivered (8 B + 8 B)   | every group      |
 //! | `M` `revision`                               | current revision (8 B)                            | every group      |
 //! | `M` `wal-seq`                                | last `W` sequence (8 B)                           | with a `W` record |
 //! | `E` id                                       | (revision, [`twin_model::EntityStatic`])          | every group      |

@@ -53,5 +53,6 @@ pub use config::{Durability, StoreConfig};
 pub use error::StoreError;
 pub use history::{HistoryBucket, HistoryPoints};
 pub use query::{CompareOp, Condition, Filter, ListPage};
+pub use state::EdgeProgress;
 pub use store::{PendingWrite, Store};
 pub use write::{AttributeUpdate, RejectReason, Rejected, Target, WriteBatch, WriteOutcome, WriteSummary};

@@ -30,14 +30,18 @@ pub struct State {
     entities: BTreeMap<EntityId, Entity>,
     by_type: HashMap<TypeName, BTreeSet<EntityId>>,
     spatial: RTree<SpatialItem>,
-    edges: HashMap<EdgeId, u64>,
+    edges: HashMap<EdgeId, EdgeProgress>,
     /// The highest revision applied.
     pub revision: u64,
 }
 
 impl State {
     /// Builds the state (and its indexes, in bulk) from recovered entities.
-    pub fn from_parts(entities: BTreeMap<EntityId, Entity>, edges: HashMap<EdgeId, u64>, revision: u64) -> Self {
+    pub fn from_parts(
+        entities: BTreeMap<EntityId, Entity>,
+        edges: HashMap<EdgeId, EdgeProgress>,
+        revision: u64,
+    ) -> Self {
         let mut by_type: HashMap<TypeName, BTreeSet<EntityId>> = HashMap::new();
         let mut items = Vec::new();
         for e in entities.values() {
@@ -114,12 +118,17 @@ impl State {
 
     /// The highest applied batch sequence number of an edge (0 if none).
     pub fn edge_seq(&self, edge: &str) -> u64 {
-        self.edges.get(edge).copied().unwrap_or(0)
+        self.edge_progress(edge).seq
     }
 
-    /// Records an edge's applied sequence number.
-    pub fn set_edge_seq(&mut self, edge: EdgeId, seq: u64) {
-        self.edges.insert(edge, seq);
+    /// What an edge has delivered so far.
+    pub fn edge_progress(&self, edge: &str) -> EdgeProgress {
+        self.edges.get(edge).copied().unwrap_or_default()
+    }
+
+    /// Records an edge's progress.
+    pub fn set_edge_progress(&mut self, edge: EdgeId, progress: EdgeProgress) {
+        self.edges.insert(edge, progress);
     }
 
     /// Every entity, in id order.
@@ -154,5 +163,35 @@ mod tests {
         assert_eq!(s.ids_in_box(&far).count(), 1);
         assert_eq!(s.ids_of_type("Bus", None).count(), 1);
         assert_eq!(s.ids_of_type("Bus", Some("urn:a")).count(), 0);
+    }
+}
+
+/// What one edge has delivered: its highest applied batch seq and how many updates its applied batches
+/// carried (applied, stale, repeated or rejected; duplicates not counted), an audit of exactly-once delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeProgress {
+    /// The highest applied batch sequence number (0 if none).
+    pub seq: u64,
+    /// Updates in the applied batches.
+    pub updates: u64,
+}
+
+impl EdgeProgress {
+    /// The stored form: seq then updates, big-endian.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.seq.to_be_bytes());
+        b[8..].copy_from_slice(&self.updates.to_be_bytes());
+        b
+    }
+
+    /// Reads the stored form; 8 bytes (a seq alone, as written before the update count) are accepted too.
+    pub fn from_bytes(b: &[u8]) -> Option<EdgeProgress> {
+        let word = |r: std::ops::Range<usize>| Some(u64::from_be_bytes(b.get(r)?.try_into().ok()?));
+        match b.len() {
+            8 => Some(EdgeProgress { seq: word(0..8)?, updates: 0 }),
+            16 => Some(EdgeProgress { seq: word(0..8)?, updates: word(8..16)? }),
+            _ => None,
+        }
     }
 }

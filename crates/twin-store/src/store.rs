@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use twin_model::{AttrName, AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic};
 
 use crate::{
-    Change, StoreConfig, StoreError,
+    Change, EdgeProgress, StoreConfig, StoreError,
     changes::SharedChanges,
     changes::StalePoint,
     commit::{Checkpoint, Committer, Request, checkpoint_thread},
@@ -203,6 +203,11 @@ impl Store {
         self.with_state(|s| s.edge_seq(edge))
     }
 
+    /// What an edge has delivered: its highest applied seq and the updates its applied batches carried.
+    pub fn edge_progress(&self, edge: &EdgeId) -> EdgeProgress {
+        self.with_state(|s| s.edge_progress(edge))
+    }
+
     /// Live changes, one message per committed group, delivered only once durable. A receiver that falls
     /// more than `watch_buffer_groups` groups behind gets `Lagged` and must resync.
     pub fn subscribe(&self) -> broadcast::Receiver<SharedChanges> {
@@ -386,9 +391,11 @@ fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
     for entry in db.scan_prefix([keys::EDGE]) {
         let (k, v) = entry?;
         let edge: EdgeId = parse(&k, utf8_key(&k[1..])?)?;
-        let seq = keys::u64_from(&v)
-            .ok_or_else(|| StoreError::Corrupt { key: keys::escaped(&k), reason: "sequence is not 8 bytes".into() })?;
-        edges.insert(edge, seq);
+        let progress = EdgeProgress::from_bytes(&v).ok_or_else(|| StoreError::Corrupt {
+            key: keys::escaped(&k),
+            reason: "edge progress is not 8 or 16 bytes".into(),
+        })?;
+        edges.insert(edge, progress);
     }
     let counter = |key: &[u8]| -> Result<u64, StoreError> {
         match db.get(key)? {

@@ -63,6 +63,8 @@ async fn acked_writes_survive_reopen_and_replays_apply_once() {
     assert_eq!(e.reported("pm25"), Some(&Value::Number(30.0)));
     assert_eq!(store.revision(), 2);
     assert_eq!(store.edge_seq(&edge), 1);
+    // The audit counts the batch's update once, though it was sent twice.
+    assert_eq!(store.edge_progress(&edge), twin_store::EdgeProgress { seq: 1, updates: 1 });
     let dup = WriteBatch { origin: Some((edge, 1)), upserts: vec![], updates: vec![pm25(1, 99.0, t0 + 1)] };
     assert!(matches!(store.write(dup).await.unwrap(), WriteOutcome::Duplicate { .. }));
     store.close();
