@@ -146,55 +146,50 @@ pub fn cloud_binary() -> Result<PathBuf> {
     binary("cloud")
 }
 
-/// The real `cloud` binary running as a child process.
+/// A child process of a test: killed on drop, stopped with SIGKILL or SIGTERM.
 #[derive(Debug)]
-pub struct CloudProcess {
-    /// Where it listens.
-    pub addr: SocketAddr,
+pub struct ChildProcess {
+    name: &'static str,
     child: Child,
 }
 
-impl CloudProcess {
-    /// Starts `cloud --listen 127.0.0.1:0 --data-dir DIR ARGS..` and waits for its listening line.
-    pub fn spawn(data_dir: &Path, args: &[&str]) -> Result<Self> {
-        Self::spawn_with_env(data_dir, args, &[])
-    }
-
-    /// As [`CloudProcess::spawn`], with extra environment variables (e.g. `TWIN__` settings).
-    pub fn spawn_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
-        let mut child = Command::new(cloud_binary()?)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .env("TWIN__LOG", "warn")
-            .envs(env.iter().copied())
+impl ChildProcess {
+    /// Spawns `command` with a piped stdout and waits (bounded) for a stdout line starting with `marker`,
+    /// returning the process and the rest of that line. Later stdout lines go to `lines`, if given.
+    pub fn spawn_until(
+        name: &'static str,
+        mut command: Command,
+        marker: &'static str,
+        lines: Option<std::sync::mpsc::Sender<String>>,
+    ) -> Result<(Self, String)> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("cannot start cloud")?;
+            .with_context(|| format!("cannot start {name}"))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("cloud listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                if let Some(rest) = line.strip_prefix(marker) {
+                    let _ = tx.send(rest.trim().to_owned());
+                } else if let Some(l) = &lines {
+                    let _ = l.send(line);
                 }
             }
         });
-        let addr = match rx.recv_timeout(WAIT) {
-            Ok(a) => a.parse().context("bad listening address")?,
-            Err(_) => {
+        match rx.recv_timeout(WAIT) {
+            Ok(rest) => Ok((ChildProcess { name, child }, rest)),
+            Err(e) => {
                 let _ = child.kill();
-                bail!("cloud did not print its listening address within {WAIT:?}");
+                let why = match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => format!("within {WAIT:?}"),
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => "before its output ended".into(),
+                };
+                bail!("{name} did not print {marker:?} {why}");
             }
-        };
-        Ok(CloudProcess { addr, child })
-    }
-
-    /// Clients connected to it.
-    pub async fn clients(&self) -> Result<Clients> {
-        Ok(Clients { channel: connect(self.addr).await? })
+        }
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -205,7 +200,7 @@ impl CloudProcess {
     }
 
     /// SIGTERM, then waits (bounded) for the exit status. Async so that the test's own gRPC connections
-    /// keep running and can answer the server's GOAWAY while it drains.
+    /// keep running and can answer a server's GOAWAY while it drains.
     pub async fn terminate(&mut self) -> Result<ExitStatus> {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY-free: libc::kill is a plain syscall wrapper; the pid is our own child.
@@ -221,19 +216,92 @@ impl CloudProcess {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("cloud did not exit within {WAIT:?} of SIGTERM");
+                bail!("{} did not exit within {WAIT:?} of SIGTERM", self.name);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
-impl Drop for CloudProcess {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The real `cloud` binary running as a child process.
+#[derive(Debug)]
+pub struct CloudProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    process: ChildProcess,
+}
+
+impl CloudProcess {
+    /// Starts `cloud --listen 127.0.0.1:0 --data-dir DIR ARGS..` and waits for its listening line.
+    pub fn spawn(data_dir: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn_with_env(data_dir, args, &[])
+    }
+
+    /// As [`CloudProcess::spawn`], with extra environment variables (e.g. `TWIN__` settings). A `--listen`
+    /// in `args` (e.g. the address of a cloud that was killed) overrides the free port.
+    pub fn spawn_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut command = Command::new(cloud_binary()?);
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        command.arg("--data-dir").arg(data_dir).args(args).env("TWIN__LOG", "warn").envs(env.iter().copied());
+        let (process, addr) = ChildProcess::spawn_until("cloud", command, "cloud listening on ", None)?;
+        Ok(CloudProcess { addr: addr.parse().context("bad listening address")?, process })
+    }
+
+    /// Clients connected to it.
+    pub async fn clients(&self) -> Result<Clients> {
+        Ok(Clients { channel: connect(self.addr).await? })
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.process.kill9()
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> Result<ExitStatus> {
+        self.process.terminate().await
+    }
+}
+
+/// The real `edge` binary running as a child process.
+#[derive(Debug)]
+pub struct EdgeProcess {
+    /// What it printed on start (`edge ID running: ...` without the leading `edge `).
+    pub started: String,
+    /// Its later stdout lines (e.g. the `stopped` summary).
+    pub lines: std::sync::mpsc::Receiver<String>,
+    process: ChildProcess,
+}
+
+impl EdgeProcess {
+    /// Starts `edge ARGS..` (logging at `warn` unless `TWIN_EDGE__LOG` is in `env`) and waits until it runs.
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let mut command = Command::new(binary("edge")?);
+        command.args(args).env("TWIN_EDGE__LOG", "warn").envs(env.iter().copied());
+        let (tx, lines) = std::sync::mpsc::channel();
+        let (process, started) = ChildProcess::spawn_until("edge", command, "edge ", Some(tx))?;
+        Ok(EdgeProcess { started, lines, process })
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.process.kill9()
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub async fn terminate(&mut self) -> Result<ExitStatus> {
+        self.process.terminate().await
     }
 }
 

@@ -9,6 +9,7 @@ mod e2e {
     mod api;
     mod bad_input;
     mod city;
+    mod edge;
     mod fault_proxy;
     mod process;
     mod watch;
