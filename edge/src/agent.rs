@@ -101,19 +101,29 @@ pub struct Agent {
     uplink_stats: watch::Receiver<UplinkStats>,
 }
 
+/// A source's count of messages it could not map, read at each self-report.
+type UnmappableCount = Box<dyn Fn() -> u64 + Send + Sync>;
+
 /// What the self-report needs, shared with its task.
-#[derive(Debug)]
 struct Reporter {
     report: SelfReport,
     node: EntityId,
     sensors: u64,
+    unmappable: parking_lot::Mutex<Vec<UnmappableCount>>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter").field("node", &self.node).field("sensors", &self.sensors).finish_non_exhaustive()
+    }
 }
 
 impl Reporter {
     async fn append(&self, outbox: &Outbox, uplink: &UplinkStats) -> Result<(), OutboxError> {
         let stats = outbox.stats();
-        let input =
-            ReportInput { entity: &self.node, uplink, outbox: &stats, sensors: self.sensors, now: now_unix_ms() };
+        let unmappable = self.unmappable.lock().iter().map(|count| count()).sum();
+        let now = now_unix_ms();
+        let input = ReportInput { entity: &self.node, uplink, outbox: &stats, sensors: self.sensors, unmappable, now };
         let updates: Vec<OutboxUpdate> = self.report.readings(&input).into_iter().map(|r| r.update).collect();
         let ob = outbox.clone();
         match tokio::task::spawn_blocking(move || ob.append(&updates)).await {
@@ -144,8 +154,12 @@ impl Agent {
         let filter = tokio::spawn(filter_task(rx, deadband, outbox.clone(), chunk, filter_stats.clone()));
         let uplink_shutdown = CancellationToken::new();
         let (uplink, uplink_stats) = Uplink::spawn(setup.uplink.clone(), outbox.clone(), uplink_shutdown.clone());
-        let report =
-            Arc::new(Reporter { report: SelfReport::new(), node: setup.node_entity.clone(), sensors: setup.sensors });
+        let report = Arc::new(Reporter {
+            report: SelfReport::new(),
+            node: setup.node_entity.clone(),
+            sensors: setup.sensors,
+            unmappable: parking_lot::Mutex::new(Vec::new()),
+        });
         let reporter_shutdown = CancellationToken::new();
         let reporter = tokio::spawn(report_task(
             report.clone(),
@@ -178,6 +192,11 @@ impl Agent {
     /// The token sources stop on; cancelled first by [`Agent::shutdown`].
     pub fn sources_shutdown(&self) -> CancellationToken {
         self.sources.clone()
+    }
+
+    /// Adds a source's count of unmappable messages to the self-report's `unmappableMessages`.
+    pub fn report_unmappable(&self, count: impl Fn() -> u64 + Send + Sync + 'static) {
+        self.report.unmappable.lock().push(Box::new(count));
     }
 
     /// The outbox (stats, dead letters).

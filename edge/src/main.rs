@@ -169,7 +169,8 @@ async fn run_agent(settings: Settings) -> anyhow::Result<()> {
         sources.push(task);
     }
     if let Some((config, mapper)) = mqtt {
-        let (task, _) = MqttBridge::spawn(config, mapper, agent.sender(), agent.sources_shutdown());
+        let (task, stats) = MqttBridge::spawn(config, mapper, agent.sender(), agent.sources_shutdown());
+        agent.report_unmappable(move || stats.unmappable_messages.get());
         sources.push(task);
     }
     let depth = agent.outbox().stats().depth_updates;

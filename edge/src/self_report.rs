@@ -59,6 +59,8 @@ pub struct ReportInput<'a> {
     pub outbox: &'a OutboxStats,
     /// Sensors this box reads.
     pub sensors: u64,
+    /// Source messages that could not be mapped (e.g. malformed MQTT payloads).
+    pub unmappable: u64,
     /// When the report is made (box clock).
     pub now: UnixMs,
 }
@@ -67,10 +69,10 @@ pub struct ReportInput<'a> {
 #[derive(Debug, Clone)]
 pub struct SelfReport {
     entity_type: TypeName,
-    names: [AttrName; 14],
+    names: [AttrName; 15],
 }
 
-const NAMES: [&str; 14] = [
+const NAMES: [&str; 15] = [
     "linkState",
     "outboxDepth",
     "oldestUnsentAgeS",
@@ -85,6 +87,7 @@ const NAMES: [&str; 14] = [
     "diskUsedBytes",
     "diskBudgetBytes",
     "sensors",
+    "unmappableMessages",
 ];
 
 fn int(v: u64) -> Value {
@@ -120,6 +123,7 @@ impl SelfReport {
             Some(int(o.used_bytes)),
             Some(int(o.budget_bytes)),
             Some(int(input.sensors)),
+            Some(int(input.unmappable)),
         ];
         self.names
             .iter()
@@ -170,6 +174,7 @@ mod tests {
             uplink: &uplink,
             outbox: &outbox,
             sensors: 12,
+            unmappable: 3,
             now,
         });
         assert_eq!(readings.len(), NAMES.len());
@@ -204,6 +209,7 @@ mod tests {
             uplink: &UplinkStats::default(),
             outbox: &OutboxStats::default(),
             sensors: 0,
+            unmappable: 0,
             now: 1_000_000_000_000,
         });
         assert!(r.iter().all(|r| r.update.attribute.as_str() != "lastAckAt"));

@@ -11,7 +11,7 @@ use std::{
 
 use edge::uplink::{Uplink, UplinkConfig};
 use tokio_util::sync::CancellationToken;
-use twin_e2e::*;
+use twin_e2e::{mosquitto::publish, *};
 use twin_model::EdgeId;
 use twin_outbox::{Outbox, OutboxConfig, OutboxUpdate};
 use twin_proto::pb;
@@ -202,5 +202,93 @@ async fn outages_and_kill_9_of_cloud_and_edge_lose_nothing_and_deliver_each_upda
     let p = proxy.stats();
     eprintln!("proxy {p:?}; {} fault switches; {} ticks; {points} points", proxy.switches().len(), ticks.len());
     assert!(proxy.switches().len() >= 10, "the link failed repeatedly");
+    assert!(cloud.terminate().await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mqtt_payloads_reach_the_cloud_and_malformed_ones_are_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cloud = CloudProcess::spawn(&dir.path().join("cloud"), &[]).unwrap();
+    let clients = cloud.clients().await.unwrap();
+    load(&clients, (0..5).map(|i| station(i, 112.97 + i as f64 * 0.001, 28.19)).collect()).await.unwrap();
+    let broker = MosquittoBroker::start().unwrap();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"edge_id = "edge-mqtt"
+cloud = "http://{cloud}"
+data_dir = "{data}"
+simulate = false
+self_report_interval = "200ms"
+
+[mqtt]
+port = {port}
+client_id = "edge-mqtt-test"
+
+[[mqtt.mappings]]
+topic = "city/air/+"
+entity_type = "AirQualityObserved"
+entity_id = {{ field = "id" }}
+observed_at = {{ field = "t", format = "unix_ms" }}
+attributes = {{ pm25 = "pm25.value", no2 = "no2.value" }}
+"#,
+            cloud = cloud.addr,
+            data = dir.path().join("edge").display(),
+            port = broker.port()
+        ),
+    )
+    .unwrap();
+    let mut edge = EdgeProcess::spawn(&["--config", config.to_str().unwrap()], &[]).unwrap();
+    assert!(edge.started.contains("+ mqtt"), "{}", edge.started);
+
+    let t = now_ms() - 1_000;
+    let good = |i: usize, v: f64| {
+        format!(
+            r#"{{"id":"{}","t":{},"pm25":{{"value":{v}}},"no2":{{"value":{}}}}}"#,
+            station_id(i),
+            t + i as i64,
+            v + 1.0
+        )
+    };
+    let (g0, g1, g2, g3, g4) = (good(0, 10.5), good(1, 11.5), good(2, 12.5), good(3, 13.5), good(4, 14.5));
+    let messages: Vec<(&str, &[u8])> = vec![
+        ("city/air/0", g0.as_bytes()),
+        ("city/air/x", b"this is not json"),
+        ("city/air/1", g1.as_bytes()),
+        ("city/air/x", br#"{"t": 1, "pm25": {"value": 3}}"#),
+        ("city/air/2", g2.as_bytes()),
+        ("city/air/x", br#"[1, 2, 3]"#),
+        ("city/air/3", g3.as_bytes()),
+        ("city/air/4", g4.as_bytes()),
+    ];
+    // The bridge may still be subscribing: publish until the first message lands.
+    wait_until("the bridge to subscribe", WAIT, || async {
+        publish(broker.port(), &messages[..1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reported(&clients, &station_id(0), "pm25").await.unwrap().is_some()
+    })
+    .await
+    .unwrap();
+    publish(broker.port(), &messages[1..]).await.unwrap();
+    wait_until("every mapped payload in the cloud", WAIT, || async {
+        for i in 0..5 {
+            let want = Some(pb::value::Kind::Number(10.5 + i as f64));
+            if reported(&clients, &station_id(i), "pm25").await.unwrap() != want {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap();
+    assert_eq!(reported(&clients, &station_id(4), "no2").await.unwrap(), Some(pb::value::Kind::Number(15.5)));
+    let node = "urn:ngsi-ld:EdgeNode:edge-mqtt";
+    wait_until("the box to report the malformed payloads", WAIT, || async {
+        reported(&clients, node, "unmappableMessages").await.unwrap() == Some(pb::value::Kind::Integer(3))
+    })
+    .await
+    .unwrap();
+    assert!(edge.terminate().await.unwrap().success(), "the agent survived the malformed payloads");
     assert!(cloud.terminate().await.unwrap().success());
 }
