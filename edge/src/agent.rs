@@ -274,6 +274,8 @@ async fn filter_task(
                 Err(_) => break,
             }
         }
+        // Fired after the appends below, so a source confirms upstream only what is durable here.
+        let notify: Vec<_> = pending.iter_mut().filter_map(|g| g.on_stored.take()).collect();
         for r in pending.into_iter().flatten() {
             stats.readings.add(1);
             let Reading { entity_type, update } = r;
@@ -284,6 +286,7 @@ async fn filter_task(
             }
         }
         if batch.is_empty() {
+            confirm(notify);
             continue;
         }
         let ob = outbox.clone();
@@ -309,10 +312,18 @@ async fn filter_task(
                 }
             }
         }
+        confirm(notify);
         returned.clear();
         batch = returned;
     }
     Ok(())
+}
+
+/// Tells the sources their groups are dealt with (a source that went away no longer cares).
+fn confirm(notify: Vec<tokio::sync::oneshot::Sender<()>>) {
+    for n in notify {
+        let _ = n.send(());
+    }
 }
 
 async fn report_task(

@@ -437,7 +437,7 @@ async fn run(sim: Arc<Simulator>, out: ReadingSender, shutdown: CancellationToke
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break 'ticks,
-                sent = out.send(chunk) => if sent.is_err() {
+                sent = out.send(chunk.into()) => if sent.is_err() {
                     tracing::info!("reading receiver closed; simulator stopped");
                     return;
                 },

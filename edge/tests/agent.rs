@@ -84,7 +84,7 @@ fn value_of(k: usize) -> f64 {
 async fn send_readings(agent: &Agent, n: usize, t0: i64) {
     let tx = agent.sender();
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-        tx.send(chunk.iter().map(|&k| reading(k, t0)).collect()).await.unwrap();
+        tx.send(chunk.iter().map(|&k| reading(k, t0)).collect::<Vec<_>>().into()).await.unwrap();
     }
 }
 

@@ -107,7 +107,13 @@ impl Running {
         let mut got = Vec::new();
         while got.len() < n {
             match tokio::time::timeout(WAIT, self.rx.recv()).await {
-                Ok(Some(batch)) => got.extend(batch),
+                Ok(Some(mut batch)) => {
+                    // As the agent does once the readings are durable in its outbox.
+                    if let Some(stored) = batch.on_stored.take() {
+                        let _ = stored.send(());
+                    }
+                    got.extend(batch)
+                }
                 Ok(None) => panic!("the bridge closed its channel after {} of {n} readings", got.len()),
                 Err(_) => panic!("{} of {n} readings within {WAIT:?}; stats {:?}; got {got:?}", got.len(), self.stats),
             }
@@ -339,4 +345,22 @@ async fn oversized_messages_are_counted_and_do_not_wedge_the_bridge() {
     assert_eq!(stats.connects.get(), 2, "one reconnection, not a loop: {stats:?}");
     assert_eq!(stats.unmappable_messages.get(), 2);
     bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_acknowledged_only_once_its_readings_are_stored() {
+    let broker = MosquittoBroker::start().unwrap();
+    let mut first = spawn(config("edge-mqtt-durable", broker.port()), 64);
+    wait_subscribed(&first.stats, 1).await;
+    publish(broker.port(), &[("city/airquality/a", &air(7.0, 7))]).await.unwrap();
+    // The agent takes the readings but fails before storing them: it drops the notifier unfired.
+    let group = tokio::time::timeout(WAIT, first.rx.recv()).await.unwrap().unwrap();
+    assert_eq!(group.readings, air_readings(7.0, 7));
+    drop(group);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first.stop().await;
+    // Not acknowledged, so the broker delivers it again to the same persistent session.
+    let mut second = spawn(config("edge-mqtt-durable", broker.port()), 64);
+    assert_eq!(second.readings(2).await, air_readings(7.0, 7));
+    second.stop().await;
 }

@@ -2,6 +2,7 @@
 //! and the channel to the agent.
 
 use std::{
+    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -14,13 +15,13 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, StateError,
     SubscribeFilter, SubscribeReasonCode,
 };
-use tokio::task::JoinHandle;
+use tokio::{sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use twin_model::now_unix_ms;
 
 use super::{config::MqttConfig, mapper::Mapper, mapper::Unmappable};
-use crate::source::{Counter, ReadingSender};
+use crate::source::{Counter, ReadingSender, Readings};
 
 /// Room for acks and subscriptions queued to the event loop. This task is the only one that drains the
 /// queue (by polling) and it queues at most one ack per message polled, so this is never reached in
@@ -74,8 +75,9 @@ pub struct MqttBridge;
 impl MqttBridge {
     /// Starts the bridge: it connects to the broker, subscribes to every mapping's topic filter (again
     /// after each reconnection that lost the session), maps each message and sends its readings on `out`.
-    /// When `out` is full it waits, and with QoS 1 a message is acknowledged only once its readings are
-    /// on `out`, so the broker holds back what the agent cannot take yet. When the broker is unreachable
+    /// When `out` is full it waits, and with QoS 1 a message is acknowledged only once the agent confirms
+    /// its readings are stored ([`Readings::on_stored`]), so the broker holds back what the agent cannot
+    /// take yet and redelivers what a crashed agent never stored. When the broker is unreachable
     /// or lost it retries with backoff, forever. It stops when `shutdown` is cancelled (disconnecting
     /// cleanly) or when the agent drops the receiving end of `out`.
     ///
@@ -110,12 +112,25 @@ struct Bridge {
     subscribe_due: bool,
     /// Set while one connection runs with a clean session to shed a message it cannot read.
     session_forced_clean: bool,
+    /// Messages whose readings are with the agent, oldest first, each with the agent's "stored" signal.
+    unacked: VecDeque<(Publish, oneshot::Receiver<()>)>,
+}
+
+/// Resolves when the oldest unacknowledged message's readings are stored (true) or the agent dropped them
+/// (false: do not acknowledge; the broker delivers it again); never while there is none.
+async fn front_stored(unacked: &mut VecDeque<(Publish, oneshot::Receiver<()>)>) -> bool {
+    match unacked.front_mut() {
+        Some((_, stored)) => stored.await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// What became of one message.
 enum Handled {
-    /// Mapped (or not): acknowledge it.
+    /// Nothing to store (unmappable): acknowledge it now.
     Done,
+    /// Its readings are with the agent: acknowledge it once they are durable in the outbox.
+    Sent(oneshot::Receiver<()>),
     /// Shutdown came while waiting for room on the channel: leave it unacknowledged.
     Shutdown,
     /// The agent is gone.
@@ -148,6 +163,7 @@ impl Bridge {
             connection_log: LogBudget::new(1, CONNECTION_LOG_WINDOW),
             subscribe_due: false,
             session_forced_clean: false,
+            unacked: VecDeque::new(),
         }
     }
 
@@ -168,6 +184,15 @@ impl Bridge {
             let event = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
+                stored = front_stored(&mut self.unacked) => {
+                    // In order: QoS 1 messages are confirmed to the broker once durable on the box.
+                    if let Some((publish, _)) = self.unacked.pop_front() {
+                        if stored {
+                            self.ack(&publish);
+                        }
+                    }
+                    continue;
+                }
                 event = self.events.poll() => event,
             };
             match event {
@@ -182,11 +207,8 @@ impl Bridge {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => match self.on_publish(&publish).await {
-                    Handled::Done => {
-                        if let Err(e) = self.client.try_ack(&publish) {
-                            warn!("could not queue the ack of a message (the broker will deliver it again): {e}");
-                        }
-                    }
+                    Handled::Done => self.ack(&publish),
+                    Handled::Sent(stored) => self.unacked.push_back((publish, stored)),
                     Handled::Shutdown => break,
                     Handled::ChannelClosed => {
                         error!("the agent closed the reading channel; the mqtt bridge stops");
@@ -246,13 +268,21 @@ impl Bridge {
             return Handled::Done;
         }
         let n = mapped.readings.len() as u64;
+        let (on_stored, stored) = oneshot::channel();
+        let group = Readings { readings: mapped.readings, on_stored: Some(on_stored) };
         tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return Handled::Shutdown,
-            sent = self.out.send(mapped.readings) => if sent.is_err() { return Handled::ChannelClosed },
+            sent = self.out.send(group) => if sent.is_err() { return Handled::ChannelClosed },
         }
         self.stats.readings.add(n);
-        Handled::Done
+        Handled::Sent(stored)
+    }
+
+    fn ack(&self, publish: &Publish) {
+        if let Err(e) = self.client.try_ack(publish) {
+            warn!("could not queue the ack of a message (the broker will deliver it again): {e}");
+        }
     }
 
     /// Logs the error, waits the backoff and says whether to go on (false: shutdown came meanwhile).

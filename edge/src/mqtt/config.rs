@@ -44,7 +44,7 @@ pub struct MqttConfig {
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
     /// The QoS the bridge subscribes with: 0 (at most once) or 1 (at least once: a message is
-    /// acknowledged only once its readings are handed to the agent).
+    /// acknowledged only once the agent has stored its readings durably).
     pub qos: u8,
     /// `false` (the default): the broker keeps the session while the bridge is away and delivers QoS 1
     /// messages it missed when it comes back. `true`: every connection starts afresh.

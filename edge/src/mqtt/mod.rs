@@ -10,12 +10,13 @@
 //! - [`bridge`]: [`MqttBridge::spawn`] runs the connection: subscribe, map, send on the reading channel,
 //!   acknowledge, reconnect with backoff; [`MqttStats`] counts what it did.
 //!
-//! Delivery: with `qos = 1` a message is acknowledged only after its readings are on the agent's channel,
-//! so a full channel holds the broker back instead of losing messages, and with the default persistent
+//! Delivery: with `qos = 1` a message is acknowledged only after the agent has stored its readings durably
+//! in the outbox (acks go out in arrival order), so neither a full channel nor a crash of the agent loses a
+//! message the broker considers delivered, and with the default persistent
 //! session (`clean_session = false`) the broker keeps what arrives while the bridge is away (a restart of
 //! the agent) and delivers it on reconnection. Nothing is kept across a restart of a broker that has no
 //! persistence of its own; the bridge then subscribes again. A message can be delivered twice (QoS 1):
-//! the same reading twice is harmless downstream.
+//! the same reading twice is harmless downstream (the cloud takes a repeat of the latest observation as such).
 //!
 //! Limits: plain TCP only (the broker is local); MQTT 3.1.1; one observed time per message (not per
 //! attribute); after a mapping is removed, a persistent session keeps its old subscription until the bridge
