@@ -186,10 +186,10 @@ impl Bridge {
                 () = self.shutdown.cancelled() => break,
                 stored = front_stored(&mut self.unacked) => {
                     // In order: QoS 1 messages are confirmed to the broker once durable on the box.
-                    if let Some((publish, _)) = self.unacked.pop_front() {
-                        if stored {
-                            self.ack(&publish);
-                        }
+                    if let Some((publish, _)) = self.unacked.pop_front()
+                        && stored
+                    {
+                        self.ack(&publish);
                     }
                     continue;
                 }
