@@ -86,6 +86,28 @@ impl OtlpReceiver {
             }
         }
     }
+
+    /// Every span received until none has arrived for `idle` (or `wait` has passed in all).
+    pub async fn spans(&mut self, idle: Duration, wait: Duration) -> Vec<ReceivedSpan> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while let Ok(Some(request)) =
+            tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + idle), self.requests.recv()).await
+        {
+            for resource_spans in &request.resource_spans {
+                let service_name = service_name(resource_spans.resource.as_ref()).map(str::to_owned);
+                for scope_spans in &resource_spans.scope_spans {
+                    out.extend(
+                        scope_spans
+                            .spans
+                            .iter()
+                            .map(|span| ReceivedSpan { span: span.clone(), service_name: service_name.clone() }),
+                    );
+                }
+            }
+        }
+        out
+    }
 }
 
 fn service_name(resource: Option<&Resource>) -> Option<&str> {

@@ -292,3 +292,39 @@ attributes = {{ pm25 = "pm25.value", no2 = "no2.value" }}
     assert!(edge.terminate().await.unwrap().success(), "the agent survived the malformed payloads");
     assert!(cloud.terminate().await.unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_s_trace_context_continues_in_the_cloud() {
+    let mut receiver = twin_telemetry::testing::OtlpReceiver::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let otlp = receiver.endpoint();
+    let mut cloud =
+        CloudProcess::spawn(&dir.path().join("cloud"), &["--otlp-endpoint", &otlp, "--log", "info"]).unwrap();
+    let url = format!("http://{}", cloud.addr);
+    let data = dir.path().join("edge");
+    let args = ["--cloud", &url, "--data-dir", data.to_str().unwrap(), "--otlp-endpoint", &otlp, "--log", "info"];
+    let env = [("TWIN_EDGE__SIMULATOR__MAX_ENTITIES", "5"), ("TWIN_EDGE__SIMULATOR__TICK", "100ms")];
+    let mut edge = EdgeProcess::spawn(&args, &env).unwrap();
+    let clients = cloud.clients().await.unwrap();
+    wait_until("the edge's first report", WAIT, || async {
+        reported(&clients, "urn:ngsi-ld:EdgeNode:edge-furong", "linkState").await.unwrap().is_some()
+    })
+    .await
+    .unwrap();
+    // Shutdown flushes both exporters.
+    assert!(edge.terminate().await.unwrap().success());
+    assert!(cloud.terminate().await.unwrap().success());
+    let spans = receiver.spans(Duration::from_secs(2), WAIT).await;
+    let sessions: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "uplink_session" && s.service_name.as_deref() == Some("twin-edge"))
+        .collect();
+    assert!(!sessions.is_empty(), "the edge exported its uplink session span");
+    let continued = spans.iter().filter(|s| s.span.name == "ingest" && s.service_name.as_deref() == Some("twin-cloud"));
+    let linked = continued
+        .filter(|i| {
+            sessions.iter().any(|s| s.span.trace_id == i.span.trace_id && s.span.span_id == i.span.parent_span_id)
+        })
+        .count();
+    assert!(linked >= 1, "the cloud's ingest span is a child of the edge's session span");
+}
