@@ -1,6 +1,7 @@
-//! The City Twin edge agent (issue 4, in progress): sources -> deadband -> durable outbox -> uplink.
+//! The City Twin edge agent: sources -> deadband -> durable outbox -> uplink.
 //!
 //! - [`agent`]: wires the parts together and shuts them down without losing anything.
+//! - [`backoff`]: reconnect waits with jitter, for the uplink and the MQTT bridge.
 //! - [`config`]: the agent's layered configuration (defaults, file, environment, flags).
 //! - [`deadband`]: decides which readings are worth sending: a value that moved beyond its threshold, or
 //!   one whose heartbeat is due.
@@ -16,6 +17,7 @@
 //!   rejected updates aside as dead letters, and reconnects with backoff, resuming where the cloud left off.
 
 pub mod agent;
+pub mod backoff;
 pub mod config;
 pub mod deadband;
 pub mod link;

@@ -27,14 +27,8 @@
 
 mod latest;
 
-use std::{
-    collections::BTreeMap,
-    error::Error,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, error::Error, sync::Arc, time::Duration};
 
-use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -51,6 +45,7 @@ use twin_model::{EdgeId, now_unix_ms};
 use twin_outbox::{Outbox, OutboxError, OutboxUpdate};
 use twin_proto::pb::{self, ingest_service_client::IngestServiceClient};
 
+use crate::backoff::Backoff;
 use crate::{
     link::{CountingConnector, LinkBytes},
     wire::{SessionEncoder, UpdateRef},
@@ -542,55 +537,5 @@ impl Limits {
             .into());
         }
         Ok(())
-    }
-}
-
-/// Exponential backoff with jitter: the n-th consecutive wait is uniform in `[min, min(max, min * 2^n)]`.
-#[derive(Debug)]
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-    rng: SmallRng,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration, salt: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        let salt =
-            salt.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Backoff { min, max: max.max(min), attempt: 0, rng: SmallRng::seed_from_u64(nanos ^ salt) }
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let cap = self.min.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let (lo, hi) = (self.min.as_micros() as u64, cap.as_micros() as u64);
-        if hi <= lo {
-            return cap;
-        }
-        Duration::from_micros(self.rng.random_range(lo..=hi))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_within_bounds_and_resets() {
-        let (min, max) = (Duration::from_millis(10), Duration::from_millis(500));
-        let mut b = Backoff::new(min, max, "edge-1");
-        for n in 0..12u32 {
-            let cap = min.saturating_mul(1 << n).min(max);
-            let d = b.next_delay();
-            assert!(d >= min && d <= cap, "attempt {n}: {d:?} not in {min:?}..={cap:?}");
-        }
-        b.reset();
-        assert!(b.next_delay() <= min);
     }
 }

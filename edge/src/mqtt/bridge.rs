@@ -7,10 +7,9 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use rand::{Rng, SeedableRng, rngs::SmallRng};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS, StateError,
     SubscribeFilter, SubscribeReasonCode,
@@ -21,6 +20,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use twin_model::now_unix_ms;
 
 use super::{config::MqttConfig, mapper::Mapper, mapper::Unmappable};
+use crate::backoff::Backoff;
 use crate::source::{Counter, ReadingSender, Readings};
 
 /// Room for acks and subscriptions queued to the event loop. This task is the only one that drains the
@@ -411,37 +411,5 @@ impl LogBudget {
     /// Starts a fresh window, so the next event is logged.
     pub(crate) fn reset(&mut self) {
         self.started = None;
-    }
-}
-
-/// Exponential backoff with jitter: the n-th consecutive wait is uniform in `[min, min(max, min * 2^n)]`.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-    rng: SmallRng,
-}
-
-impl Backoff {
-    pub(crate) fn new(min: Duration, max: Duration, salt: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        let salt =
-            salt.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Backoff { min, max: max.max(min), attempt: 0, rng: SmallRng::seed_from_u64(nanos ^ salt) }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let cap = self.min.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let (lo, hi) = (self.min.as_micros() as u64, cap.as_micros() as u64);
-        if hi <= lo {
-            return cap;
-        }
-        Duration::from_micros(self.rng.random_range(lo..=hi))
     }
 }

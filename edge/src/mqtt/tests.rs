@@ -7,10 +7,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 use twin_model::{AttrName, Catalog, EntityId, GeoPoint, IdError, TypeName, Value, ValueKind, Violation};
 use twin_outbox::OutboxUpdate;
 
-use super::{
-    bridge::{Backoff, LogBudget},
-    *,
-};
+use super::{bridge::LogBudget, *};
 use crate::source::Reading;
 
 /// 2024-05-01T00:00:00Z.
@@ -768,17 +765,4 @@ fn the_log_budget_limits_lines_and_counts_the_rest() {
     assert_eq!(b.admit(t + Duration::from_secs(62)), None);
     b.reset();
     assert_eq!(b.admit(t + Duration::from_secs(63)), Some(1), "reset opens a new window");
-}
-
-#[test]
-fn backoff_grows_within_bounds_and_resets() {
-    let (min, max) = (Duration::from_millis(200), Duration::from_secs(5));
-    let mut b = Backoff::new(min, max, "edge");
-    for n in 0..12u32 {
-        let cap = min.saturating_mul(1 << n).min(max);
-        let d = b.next_delay();
-        assert!(d >= min && d <= cap, "attempt {n}: {d:?} not in {min:?}..={cap:?}");
-    }
-    b.reset();
-    assert!(b.next_delay() <= min);
 }
