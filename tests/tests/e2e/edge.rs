@@ -328,3 +328,31 @@ async fn the_edge_s_trace_context_continues_in_the_cloud() {
         .count();
     assert!(linked >= 1, "the cloud's ingest span is a child of the edge's session span");
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_with_the_cloud_s_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let update = OutboxUpdate {
+        entity: twin_model::EntityId::new(&station_id(1)).unwrap(),
+        attribute: twin_model::AttrName::new("pm25").unwrap(),
+        value: twin_model::Value::Number(-5.0),
+        observed_at: now_ms(),
+    };
+    {
+        let outbox = Outbox::open(outbox_config(dir.path())).unwrap();
+        outbox.append(std::slice::from_ref(&update)).unwrap();
+        let seq = outbox.seal().unwrap().unwrap();
+        let reason = "AirQualityObserved.pm25 = -5 is below its minimum 0".to_owned();
+        outbox.dead_letter(seq, vec![(update, reason)]).unwrap();
+        outbox.ack(seq).unwrap();
+    }
+    let data = dir.path().join("edge");
+    let out = std::process::Command::new(binary("edge").unwrap())
+        .args(["--data-dir", data.to_str().unwrap(), "--dead-letters"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&station_id(1)) && stdout.contains("below its minimum 0"), "{stdout}");
+    assert!(stdout.ends_with("1 dead letters\n"), "{stdout}");
+}
