@@ -276,15 +276,18 @@ async fn filter_task(
         }
         // Fired after the appends below, so a source confirms upstream only what is durable here.
         let notify: Vec<_> = pending.iter_mut().filter_map(|g| g.on_stored.take()).collect();
+        let (mut read, mut suppressed) = (0, 0);
         for r in pending.into_iter().flatten() {
-            stats.readings.add(1);
+            read += 1;
             let Reading { entity_type, update } = r;
             if deadband.admit(&entity_type, &update.entity, &update.attribute, &update.value, update.observed_at) {
                 batch.push(update);
             } else {
-                stats.suppressed.add(1);
+                suppressed += 1;
             }
         }
+        stats.readings.add(read);
+        stats.suppressed.add(suppressed);
         if batch.is_empty() {
             confirm(notify);
             continue;
