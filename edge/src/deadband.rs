@@ -5,8 +5,8 @@
 //! Rules come from configuration per `Type.attribute`, then per type, then a default. Without any rule, a
 //! numeric attribute's threshold is [`DEFAULT_RANGE_FRACTION`] of its valid range in the catalog (so
 //! `pm25`, 0..1000 ug/m3, moves by 5 before it is sent), text, boolean and position values are sent on
-//! every change, and the heartbeat is [`DEFAULT_HEARTBEAT`]. Time is the readings' observed time, so a
-//! sped-up simulation behaves like a real one.
+//! every change, and the heartbeat is [`DEFAULT_HEARTBEAT`]. Time is the readings' observed time (for the
+//! simulator, the real clock even when it runs sped up), so heartbeats are about the link, not the signal.
 
 use std::{collections::HashMap, time::Duration};
 
