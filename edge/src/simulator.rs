@@ -27,7 +27,7 @@
 //! async thread is held for more than a moment and the channel's backpressure applies per chunk.
 //!
 //! **Cost** (release build, one core of the 2-core development box, measured by
-//! `cargo test --release -p edge --test simulator -- --ignored --nocapture`): about 1 us per entity
+//! `cargo run --release -p edge --example simulator_cost`): about 1 us per entity
 //! per tick, so Furong (11,377 entities, 32,050 readings) takes about 10 ms, the biggest district, Yuelu
 //! (65,937 entities: the whole west bank), about 75 ms, and the whole city (143,963 entities, 435,692
 //! readings) about 130 ms. Buildings are 74,634 of the city's entities; solar roofs are the dearest per

@@ -1,8 +1,7 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The simulator's sampling cost on the real demonstration city, for the figure in the `simulator`
-//! module docs. Ignored by default (it only means something in a release build):
+//! module docs (meaningful in a release build):
 //!
-//! `cargo test --release -p edge --test simulator -- --ignored --nocapture`
+//! `cargo run --release -p edge --example simulator_cost`
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -11,13 +10,11 @@ use edge::simulator::{Simulator, SimulatorConfig};
 /// 2024-06-03 13:00 local (a Monday), in Unix ms.
 const MONDAY_1PM: i64 = 1_717_390_800_000;
 
-#[test]
-#[ignore = "a measurement: run in release with --nocapture"]
-fn sampling_cost_per_tick() {
+fn main() -> anyhow::Result<()> {
     let city = twin_city::changsha(twin_city::DEFAULT_SEED);
     for district in ["yuelu", "kaifu", "furong", "tianxin", "yuhua", "all"] {
         let config = SimulatorConfig { district: district.to_owned(), ..SimulatorConfig::default() };
-        let sim = Simulator::new(&config, &city).unwrap();
+        let sim = Simulator::new(&config, &city)?;
         let mut out = Vec::new();
         sim.readings_at(MONDAY_1PM, MONDAY_1PM, &mut out); // warm up the attribute tables and the buffer
         let rounds = 5;
@@ -55,4 +52,5 @@ fn sampling_cost_per_tick() {
     for (ty, (n, ms)) in by_type {
         println!("  furong {ty:<24} {n:>6} entities {ms:>7.2} ms");
     }
+    Ok(())
 }
