@@ -146,6 +146,18 @@ pub fn cloud_binary() -> Result<PathBuf> {
     binary("cloud")
 }
 
+/// Sends SIGTERM to a child process (its clean shutdown).
+pub fn sigterm(child: &Child) -> Result<()> {
+    let pid = child.id() as libc::pid_t;
+    // libc::kill is a plain syscall wrapper; the pid is our own child, not yet reaped.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    if rc != 0 {
+        bail!("kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A child process of a test: killed on drop, stopped with SIGKILL or SIGTERM.
 #[derive(Debug)]
 pub struct ChildProcess {
@@ -202,13 +214,7 @@ impl ChildProcess {
     /// SIGTERM, then waits (bounded) for the exit status. Async so that the test's own gRPC connections
     /// keep running and can answer a server's GOAWAY while it drains.
     pub async fn terminate(&mut self) -> Result<ExitStatus> {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY-free: libc::kill is a plain syscall wrapper; the pid is our own child.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        if rc != 0 {
-            bail!("kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
-        }
+        sigterm(&self.child)?;
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait()? {

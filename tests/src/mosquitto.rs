@@ -134,13 +134,7 @@ impl MosquittoBroker {
 
     /// Stops it with SIGTERM (its clean shutdown: clients see their connection closed) and waits for it.
     pub fn stop(mut self) -> Result<()> {
-        let pid = self.child.id() as libc::pid_t;
-        // libc::kill is a plain syscall wrapper; the pid is our own child, not yet reaped.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        if rc != 0 {
-            bail!("kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
-        }
+        crate::sigterm(&self.child)?;
         let deadline = Instant::now() + WAIT;
         while self.child.try_wait()?.is_none() {
             if Instant::now() > deadline {
