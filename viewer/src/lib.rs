@@ -1,0 +1,20 @@
+//! The City Twin viewer: renders the city the twin holds in 3D with wgpu.
+//!
+//! - [`project`]: longitude/latitude to local metres around the city's centre (f32-safe world space).
+//! - [`triangulate`]: ear clipping for footprints, water and parks.
+//! - [`scene`]: turns entities into GPU-ready geometry: one merged mesh for the static layers (ground,
+//!   terrain, parks, water, roads, extruded buildings) and one instance per sensor, so the whole city draws
+//!   in two draw calls.
+//! - [`camera`]: orbit cameras and the presets (whole city, CBD, landmarks such as Orange Isle).
+//! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
+//!   rendering to RGBA for PNG snapshots.
+//!
+//! The viewer is a client of the public API like any integrator; with `--offline` it renders the
+//! demonstration city generated locally.
+
+pub mod camera;
+pub mod project;
+pub mod render;
+pub mod scene;
+pub mod snapshot;
+pub mod triangulate;

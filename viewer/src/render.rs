@@ -1,0 +1,458 @@
+//! The renderer: two pipelines (merged static meshes, instanced glyphs) over one uniform block; reversed-Z
+//! depth; 4x MSAA; and an offscreen target whose pixels can be read back for PNG snapshots and tests.
+
+use std::collections::BTreeSet;
+
+use bytemuck::{Pod, Zeroable};
+use glam::Vec3;
+use wgpu::util::DeviceExt;
+
+use crate::{
+    camera::Camera,
+    scene::{Glyph, Layer, Mesh, Scene, Vertex},
+};
+
+/// Samples per pixel.
+pub const MSAA: u32 = 4;
+/// The depth format (reversed Z: cleared to 0, nearer is greater).
+pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// The colour format of snapshots.
+pub const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
+/// The sky.
+pub const SKY: wgpu::Color = wgpu::Color { r: 0.52, g: 0.68, b: 0.86, a: 1.0 };
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// No GPU or software adapter (on Debian, lavapipe comes with `mesa-vulkan-drivers`).
+    #[error("no graphics adapter found ({0}); install a Vulkan driver, e.g. Debian's mesa-vulkan-drivers")]
+    NoAdapter(String),
+    /// The adapter refused a device.
+    #[error("cannot open the graphics device: {0}")]
+    Device(#[from] wgpu::RequestDeviceError),
+    /// Reading the image back failed.
+    #[error("cannot read the rendered image back: {0}")]
+    Readback(String),
+    /// Writing the PNG failed.
+    #[error("cannot write the PNG: {0}")]
+    Png(#[from] png::EncodingError),
+    /// A file could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A device and its queue.
+#[derive(Debug)]
+pub struct Gpu {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// What the adapter is (e.g. `llvmpipe` for lavapipe).
+    pub adapter: wgpu::AdapterInfo,
+}
+
+impl Gpu {
+    /// Opens the best adapter without a window (`WGPU_BACKEND` etc. from the environment apply).
+    pub fn headless() -> Result<Gpu, RenderError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("city twin viewer"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))?;
+        Ok(Gpu { device, queue, adapter: info })
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct Globals {
+    view_proj: [[f32; 4]; 4],
+    light_dir: [f32; 4],
+    ambient: [f32; 4],
+}
+
+/// A mesh on the GPU.
+#[derive(Debug)]
+struct GpuMesh {
+    vertices: wgpu::Buffer,
+    indices: wgpu::Buffer,
+    count: u32,
+}
+
+impl GpuMesh {
+    fn upload(device: &wgpu::Device, label: &str, mesh: &Mesh) -> Option<GpuMesh> {
+        if mesh.indices.is_empty() {
+            return None;
+        }
+        let vertices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(&mesh.vertices),
+            usage: wgpu::BufferUsages::VERTEX,
+        });
+        let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(&mesh.indices),
+            usage: wgpu::BufferUsages::INDEX,
+        });
+        Some(GpuMesh { vertices, indices, count: mesh.indices.len() as u32 })
+    }
+}
+
+/// The unit glyph: a box 1 wide and 2 tall standing on the origin.
+fn glyph_mesh() -> Mesh {
+    let mut m = Mesh::default();
+    let (h, t) = (0.5f32, 2.0f32);
+    let faces: [(Vec3, [Vec3; 4]); 5] = [
+        (Vec3::Y, [Vec3::new(-h, t, h), Vec3::new(h, t, h), Vec3::new(h, t, -h), Vec3::new(-h, t, -h)]),
+        (Vec3::Z, [Vec3::new(-h, 0.0, h), Vec3::new(h, 0.0, h), Vec3::new(h, t, h), Vec3::new(-h, t, h)]),
+        (Vec3::NEG_Z, [Vec3::new(h, 0.0, -h), Vec3::new(-h, 0.0, -h), Vec3::new(-h, t, -h), Vec3::new(h, t, -h)]),
+        (Vec3::X, [Vec3::new(h, 0.0, h), Vec3::new(h, 0.0, -h), Vec3::new(h, t, -h), Vec3::new(h, t, h)]),
+        (Vec3::NEG_X, [Vec3::new(-h, 0.0, -h), Vec3::new(-h, 0.0, h), Vec3::new(-h, t, h), Vec3::new(-h, t, -h)]),
+    ];
+    for (normal, corners) in faces {
+        let base = m.vertices.len() as u32;
+        for c in corners {
+            m.vertices.push(Vertex { pos: c.into(), normal: normal.into(), color: [1.0; 4] });
+        }
+        m.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+    }
+    m
+}
+
+const VERTEX_ATTRIBUTES: [wgpu::VertexAttribute; 3] =
+    wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3, 2 => Float32x4];
+const GLYPH_ATTRIBUTES: [wgpu::VertexAttribute; 3] =
+    wgpu::vertex_attr_array![3 => Float32x3, 4 => Float32, 5 => Float32x4];
+
+/// The city on the GPU and the pipelines that draw it.
+#[derive(Debug)]
+pub struct CityRenderer {
+    mesh_pipeline: wgpu::RenderPipeline,
+    glyph_pipeline: wgpu::RenderPipeline,
+    globals: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    layers: Vec<(Layer, GpuMesh)>,
+    glyph: Option<GpuMesh>,
+    instances: wgpu::Buffer,
+    instance_count: u32,
+    hidden: BTreeSet<Layer>,
+}
+
+impl CityRenderer {
+    /// Uploads `scene` and builds the pipelines for colour targets of `format`.
+    pub fn new(gpu: &Gpu, scene: &Scene, format: wgpu::TextureFormat) -> CityRenderer {
+        let device = &gpu.device;
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("city shader"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("shader.wgsl").into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("globals"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            }],
+        });
+        let globals = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("globals"),
+            size: std::mem::size_of::<Globals>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("globals"),
+            layout: &layout,
+            entries: &[wgpu::BindGroupEntry { binding: 0, resource: globals.as_entire_binding() }],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("city"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let vertex_layout = wgpu::VertexBufferLayout {
+            array_stride: std::mem::size_of::<Vertex>() as u64,
+            step_mode: wgpu::VertexStepMode::Vertex,
+            attributes: &VERTEX_ATTRIBUTES,
+        };
+        let glyph_layout = wgpu::VertexBufferLayout {
+            array_stride: std::mem::size_of::<Glyph>() as u64,
+            step_mode: wgpu::VertexStepMode::Instance,
+            attributes: &GLYPH_ATTRIBUTES,
+        };
+        let pipeline = |label: &str, entry: &str, buffers: &[Option<wgpu::VertexBufferLayout<'_>>]| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &shader,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    buffers,
+                },
+                // Both faces: footprints come in either winding, and nothing is seen from inside.
+                primitive: wgpu::PrimitiveState { cull_mode: None, ..Default::default() },
+                depth_stencil: Some(wgpu::DepthStencilState {
+                    format: DEPTH_FORMAT,
+                    depth_write_enabled: Some(true),
+                    depth_compare: Some(wgpu::CompareFunction::Greater),
+                    stencil: Default::default(),
+                    bias: Default::default(),
+                }),
+                multisample: wgpu::MultisampleState { count: MSAA, ..Default::default() },
+                fragment: Some(wgpu::FragmentState {
+                    module: &shader,
+                    entry_point: Some("fs_lit"),
+                    compilation_options: Default::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format,
+                        blend: None,
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let mesh_pipeline = pipeline("meshes", "vs_mesh", &[Some(vertex_layout.clone())]);
+        let glyph_pipeline = pipeline("glyphs", "vs_glyph", &[Some(vertex_layout), Some(glyph_layout)]);
+        let layers = [(Layer::Land, &scene.land), (Layer::Roads, &scene.roads), (Layer::Buildings, &scene.buildings)]
+            .into_iter()
+            .filter_map(|(layer, mesh)| GpuMesh::upload(device, "layer", mesh).map(|m| (layer, m)))
+            .collect();
+        let instances = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("glyph instances"),
+            size: (scene.glyphs.len().max(1) * std::mem::size_of::<Glyph>()) as u64,
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(&instances, 0, bytemuck::cast_slice(&scene.glyphs));
+        CityRenderer {
+            mesh_pipeline,
+            glyph_pipeline,
+            globals,
+            bind_group,
+            layers,
+            glyph: GpuMesh::upload(device, "glyph", &glyph_mesh()),
+            instances,
+            instance_count: scene.glyphs.len() as u32,
+            hidden: BTreeSet::new(),
+        }
+    }
+
+    /// Shows or hides a layer.
+    pub fn set_visible(&mut self, layer: Layer, visible: bool) {
+        if visible {
+            self.hidden.remove(&layer);
+        } else {
+            self.hidden.insert(layer);
+        }
+    }
+
+    /// Rewrites one glyph's instance data (a live change touches 32 bytes, not the scene).
+    pub fn update_glyph(&self, gpu: &Gpu, index: usize, glyph: &Glyph) {
+        if (index as u32) < self.instance_count {
+            let offset = (index * std::mem::size_of::<Glyph>()) as u64;
+            gpu.queue.write_buffer(&self.instances, offset, bytemuck::bytes_of(glyph));
+        }
+    }
+
+    /// Sets the camera for the next draw.
+    pub fn set_camera(&self, gpu: &Gpu, camera: &Camera, aspect: f32) {
+        let globals = Globals {
+            view_proj: camera.view_proj(aspect).to_cols_array_2d(),
+            // Afternoon sun from the south-west, 50 degrees up.
+            light_dir: Vec3::new(0.55, -0.77, -0.33).normalize().extend(0.0).into(),
+            ambient: [0.45, 0.0, 0.0, 0.0],
+        };
+        gpu.queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
+    }
+
+    /// Records the draws: one per visible layer, one for all glyphs.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>) {
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.set_pipeline(&self.mesh_pipeline);
+        for (layer, mesh) in &self.layers {
+            if self.hidden.contains(layer) {
+                continue;
+            }
+            pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+            pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..mesh.count, 0, 0..1);
+        }
+        if let Some(glyph) =
+            self.glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)
+        {
+            pass.set_pipeline(&self.glyph_pipeline);
+            pass.set_vertex_buffer(0, glyph.vertices.slice(..));
+            pass.set_vertex_buffer(1, self.instances.slice(..));
+            pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
+        }
+    }
+}
+
+/// An RGBA8 image, rows top to bottom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// RGBA bytes, `width * height * 4`.
+    pub pixels: Vec<u8>,
+}
+
+impl Image {
+    /// The pixel at (x, y), or `None` outside.
+    pub fn pixel(&self, x: u32, y: u32) -> Option<[u8; 4]> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let i = ((y * self.width + x) * 4) as usize;
+        self.pixels.get(i..i + 4).and_then(|p| p.try_into().ok())
+    }
+
+    /// Writes the image as PNG.
+    pub fn write_png(&self, path: &std::path::Path) -> Result<(), RenderError> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut encoder = png::Encoder::new(file, self.width, self.height);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(&self.pixels)?;
+        writer.finish()?;
+        Ok(())
+    }
+}
+
+/// An offscreen target: multisampled colour and depth, a resolve texture and a readback buffer.
+#[derive(Debug)]
+pub struct Offscreen {
+    width: u32,
+    height: u32,
+    msaa: wgpu::TextureView,
+    depth: wgpu::TextureView,
+    resolved: wgpu::Texture,
+    readback: wgpu::Buffer,
+    padded_row: u32,
+}
+
+impl Offscreen {
+    /// A `width` x `height` target.
+    pub fn new(gpu: &Gpu, width: u32, height: u32) -> Offscreen {
+        let size = wgpu::Extent3d { width, height, depth_or_array_layers: 1 };
+        let texture = |label, format, samples, usage| {
+            gpu.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(label),
+                size,
+                mip_level_count: 1,
+                sample_count: samples,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage,
+                view_formats: &[],
+            })
+        };
+        let msaa = texture("msaa colour", COLOR_FORMAT, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
+        let depth = texture("depth", DEPTH_FORMAT, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
+        let resolved = texture(
+            "resolved colour",
+            COLOR_FORMAT,
+            1,
+            wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        );
+        let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: u64::from(padded_row) * u64::from(height),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        Offscreen {
+            width,
+            height,
+            msaa: msaa.create_view(&Default::default()),
+            depth: depth.create_view(&Default::default()),
+            resolved,
+            readback,
+            padded_row,
+        }
+    }
+
+    /// Renders the city from `camera` and reads the pixels back.
+    pub fn render(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera) -> Result<Image, RenderError> {
+        city.set_camera(gpu, camera, self.width as f32 / self.height as f32);
+        let resolved = self.resolved.create_view(&Default::default());
+        let mut encoder =
+            gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("snapshot") });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("city"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &self.msaa,
+                    depth_slice: None,
+                    resolve_target: Some(&resolved),
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(SKY), store: wgpu::StoreOp::Discard },
+                })],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &self.depth,
+                    depth_ops: Some(wgpu::Operations { load: wgpu::LoadOp::Clear(0.0), store: wgpu::StoreOp::Discard }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            city.draw(&mut pass);
+        }
+        encoder.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.resolved,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.readback,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.padded_row),
+                    rows_per_image: Some(self.height),
+                },
+            },
+            wgpu::Extent3d { width: self.width, height: self.height, depth_or_array_layers: 1 },
+        );
+        gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RenderError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| RenderError::Readback(e.to_string()))?
+            .map_err(|e| RenderError::Readback(e.to_string()))?;
+        let mut pixels = Vec::with_capacity((self.width * self.height * 4) as usize);
+        {
+            let data = self.readback.get_mapped_range(..).map_err(|e| RenderError::Readback(e.to_string()))?;
+            for row in data.chunks(self.padded_row as usize).take(self.height as usize) {
+                pixels.extend_from_slice(&row[..(self.width * 4) as usize]);
+            }
+        }
+        self.readback.unmap();
+        Ok(Image { width: self.width, height: self.height, pixels })
+    }
+}

@@ -1,0 +1,356 @@
+//! From entities to GPU-ready geometry.
+//!
+//! The static layers (ground, terrain, parks, water, roads, extruded buildings) are merged into one
+//! [`Mesh`] per layer, each drawn in one call; every sensor or device with a point becomes one
+//! [`Glyph`] instance, all drawn in one instanced call. Layers lie at small fixed heights so they never
+//! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads.
+//! Which entity is which comes from the catalog types of the data, not from any one city.
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+use glam::Vec3;
+use twin_model::{BoundingBox, Entity, GeoPoint, Shape, Value};
+
+use crate::{project::Projection, triangulate::triangulate};
+
+/// A vertex of the merged meshes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct Vertex {
+    /// World position.
+    pub pos: [f32; 3],
+    /// Unit normal.
+    pub normal: [f32; 3],
+    /// Linear RGBA.
+    pub color: [f32; 4],
+}
+
+/// One sensor's instance data: where it is, how big, which colour. A live update rewrites only this.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct Glyph {
+    /// World position of its base.
+    pub center: [f32; 3],
+    /// Width in metres (height is twice that).
+    pub size: f32,
+    /// Linear RGBA.
+    pub color: [f32; 4],
+}
+
+/// Indexed triangles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mesh {
+    /// Vertices.
+    pub vertices: Vec<Vertex>,
+    /// Triangle list indices.
+    pub indices: Vec<u32>,
+}
+
+impl Mesh {
+    fn push_polygon(&mut self, ring: &[[f64; 2]], y: f32, color: [f32; 4]) {
+        let base = self.vertices.len() as u32;
+        for p in ring {
+            self.vertices.push(Vertex { pos: [p[0] as f32, y, -p[1] as f32], normal: [0.0, 1.0, 0.0], color });
+        }
+        for t in triangulate(ring) {
+            // Ground-plane triangles come counter-clockwise seen from above (north up); world z is south.
+            self.indices.extend_from_slice(&[base + t[0], base + t[2], base + t[1]]);
+        }
+    }
+
+    fn push_quad(&mut self, corners: [Vec3; 4], normal: Vec3, color: [f32; 4]) {
+        let base = self.vertices.len() as u32;
+        for c in corners {
+            self.vertices.push(Vertex { pos: c.into(), normal: normal.into(), color });
+        }
+        self.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+    }
+
+    /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal.
+    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) {
+        self.push_polygon(ring, height, roof);
+        let n = ring.len();
+        let ccw =
+            (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() > 0.0;
+        for i in 0..n {
+            let (a, b) = if ccw { (ring[i], ring[(i + 1) % n]) } else { (ring[(i + 1) % n], ring[i]) };
+            let (pa, pb) = (Vec3::new(a[0] as f32, 0.0, -a[1] as f32), Vec3::new(b[0] as f32, 0.0, -b[1] as f32));
+            let along = pb - pa;
+            if along.length_squared() < 1e-6 {
+                continue;
+            }
+            // Outward normal of a counter-clockwise ring (seen from above): the edge turned right.
+            let normal = Vec3::new(-along.z, 0.0, along.x).normalize();
+            let up = Vec3::new(0.0, height, 0.0);
+            self.push_quad([pa, pb, pb + up, pa + up], normal, wall);
+        }
+    }
+
+    /// A flat strip along a polyline (a road).
+    fn push_strip(&mut self, line: &[[f64; 2]], width: f32, y: f32, color: [f32; 4]) {
+        for w in line.windows(2) {
+            let (a, b) = (Vec3::new(w[0][0] as f32, y, -w[0][1] as f32), Vec3::new(w[1][0] as f32, y, -w[1][1] as f32));
+            let along = b - a;
+            if along.length_squared() < 1e-6 {
+                continue;
+            }
+            let side = Vec3::new(-along.z, 0.0, along.x).normalize() * (width / 2.0);
+            self.push_quad([a - side, b - side, b + side, a + side], Vec3::Y, color);
+        }
+    }
+
+    /// Number of triangles.
+    pub fn triangles(&self) -> usize {
+        self.indices.len() / 3
+    }
+}
+
+/// The layers a user can switch on and off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Ground, terrain, water and parks.
+    Land,
+    /// Roads.
+    Roads,
+    /// Buildings.
+    Buildings,
+    /// Sensors and devices.
+    Sensors,
+}
+
+/// Heights of the flat layers, in metres.
+const GROUND_Y: f32 = -1.0;
+const TERRAIN_Y: f32 = 0.0;
+const WATER_Y: f32 = 0.4;
+const PARK_Y: f32 = 0.8;
+const ROAD_Y: f32 = 1.2;
+/// A sensor glyph's width in metres.
+pub const GLYPH_SIZE: f32 = 8.0;
+
+/// An sRGB colour as linear RGBA.
+pub fn srgb(r: u8, g: u8, b: u8) -> [f32; 4] {
+    let lin = |c: u8| {
+        let c = f32::from(c) / 255.0;
+        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    [lin(r), lin(g), lin(b), 1.0]
+}
+
+/// The colours of the static layers (sRGB).
+pub mod palette {
+    /// Open ground.
+    pub const GROUND: (u8, u8, u8) = (196, 204, 186);
+    /// Water.
+    pub const WATER: (u8, u8, u8) = (52, 101, 164);
+    /// Parks.
+    pub const PARK: (u8, u8, u8) = (110, 160, 96);
+    /// Roads.
+    pub const ROAD: (u8, u8, u8) = (92, 92, 98);
+    /// Building roofs.
+    pub const ROOF: (u8, u8, u8) = (226, 220, 208);
+    /// Building walls.
+    pub const WALL: (u8, u8, u8) = (200, 192, 178);
+}
+
+fn rgb(c: (u8, u8, u8)) -> [f32; 4] {
+    srgb(c.0, c.1, c.2)
+}
+
+/// Terrain tinted by elevation: lowland green to hill brown.
+fn terrain_color(elevation_m: f64) -> [f32; 4] {
+    let t = ((elevation_m - 30.0) / 250.0).clamp(0.0, 1.0) as f32;
+    let (lo, hi) = (rgb((176, 196, 160)), rgb((150, 130, 100)));
+    [lo[0] + (hi[0] - lo[0]) * t, lo[1] + (hi[1] - lo[1]) * t, lo[2] + (hi[2] - lo[2]) * t, 1.0]
+}
+
+/// A glyph's colour by domain until live values colour it.
+fn glyph_color(entity_type: &str) -> [f32; 4] {
+    match entity_type {
+        "AirQualityObserved" | "NoiseLevelObserved" | "WeatherObserved" => srgb(0, 170, 200),
+        "TrafficFlowObserved" | "TrafficSignal" | "ParkingSpot" | "OffStreetParking" | "Bus" => srgb(235, 140, 20),
+        "Streetlight" | "Substation" | "PhotovoltaicMeasurement" | "EVChargingStation" => srgb(250, 215, 40),
+        "WasteContainer" => srgb(140, 90, 50),
+        "RiverGauge" | "RainGauge" | "RetentionPark" => srgb(30, 60, 220),
+        "EdgeNode" => srgb(200, 40, 200),
+        _ => srgb(220, 60, 60),
+    }
+}
+
+/// A point of interest the cameras can frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Landmark {
+    /// A short key, e.g. `orange-isle`.
+    pub key: String,
+    /// Its centre in world space.
+    pub center: Vec3,
+    /// Its radius in metres.
+    pub radius: f32,
+}
+
+/// Everything the renderer draws, built once from the static entities.
+#[derive(Debug, Clone, Default)]
+pub struct Scene {
+    /// The projection used.
+    pub projection: Option<Projection>,
+    /// Ground, terrain, water, parks.
+    pub land: Mesh,
+    /// Roads.
+    pub roads: Mesh,
+    /// Extruded buildings.
+    pub buildings: Mesh,
+    /// Sensor glyphs, one per point entity of a sensor or device type.
+    pub glyphs: Vec<Glyph>,
+    /// The entity id of each glyph, and where to find a glyph by id.
+    pub glyph_ids: Vec<String>,
+    /// Glyph index by entity id.
+    pub glyph_index: HashMap<String, usize>,
+    /// World-space bounds of everything (min, max).
+    pub bounds: (Vec3, Vec3),
+    /// Points of interest (the tallest buildings' cluster, named parks).
+    pub landmarks: Vec<Landmark>,
+}
+
+fn number(e: &Entity, attribute: &str) -> Option<f64> {
+    match e.reported(attribute)? {
+        Value::Number(v) => Some(*v),
+        Value::Integer(v) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+/// The bounding box of all geometry, in degrees.
+fn geo_bounds(entities: &[Entity]) -> Option<BoundingBox> {
+    let mut b: Option<BoundingBox> = None;
+    let mut add = |p: &GeoPoint| {
+        let bb = b.get_or_insert(BoundingBox { min_lon: p.lon, min_lat: p.lat, max_lon: p.lon, max_lat: p.lat });
+        bb.min_lon = bb.min_lon.min(p.lon);
+        bb.max_lon = bb.max_lon.max(p.lon);
+        bb.min_lat = bb.min_lat.min(p.lat);
+        bb.max_lat = bb.max_lat.max(p.lat);
+    };
+    for e in entities {
+        match e.header.geometry.as_ref().map(|g| &g.shape) {
+            Some(Shape::Point(p)) => add(p),
+            Some(Shape::Line(ps) | Shape::Polygon(ps)) => ps.iter().for_each(&mut add),
+            None => {}
+        }
+    }
+    b
+}
+
+impl Scene {
+    /// Builds the scene from `entities` (any city: what is drawn follows the catalog types).
+    pub fn build(entities: &[Entity]) -> Scene {
+        let Some(bb) = geo_bounds(entities) else { return Scene::default() };
+        let origin = GeoPoint { lon: (bb.min_lon + bb.max_lon) / 2.0, lat: (bb.min_lat + bb.max_lat) / 2.0 };
+        let proj = Projection::new(origin);
+        let mut scene = Scene { projection: Some(proj), ..Scene::default() };
+        let (lo, hi) = (
+            proj.to_plane(GeoPoint { lon: bb.min_lon, lat: bb.min_lat }),
+            proj.to_plane(GeoPoint { lon: bb.max_lon, lat: bb.max_lat }),
+        );
+        let margin = 500.0;
+        let ground = [
+            [lo[0] - margin, lo[1] - margin],
+            [hi[0] + margin, lo[1] - margin],
+            [hi[0] + margin, hi[1] + margin],
+            [lo[0] - margin, hi[1] + margin],
+        ];
+        scene.land.push_polygon(&ground, GROUND_Y, rgb(palette::GROUND));
+        let mut max_height = 0.0f32;
+        let mut towers: Vec<(f32, Vec3)> = Vec::new();
+        let ring = |ps: &[GeoPoint]| ps.iter().map(|p| proj.to_plane(*p)).collect::<Vec<_>>();
+        for e in entities {
+            let Some(geometry) = e.header.geometry.as_ref() else { continue };
+            let t = e.header.entity_type.as_str();
+            match (&geometry.shape, t) {
+                (Shape::Polygon(ps), "TerrainTile") => {
+                    let elevation = number(e, "meanElevation").unwrap_or(0.0);
+                    scene.land.push_polygon(&ring(ps), TERRAIN_Y, terrain_color(elevation));
+                }
+                (Shape::Polygon(ps), "WaterBody") => scene.land.push_polygon(&ring(ps), WATER_Y, rgb(palette::WATER)),
+                (Shape::Polygon(ps), "Park" | "RetentionPark") => {
+                    let r = ring(ps);
+                    scene.land.push_polygon(&r, PARK_Y, rgb(palette::PARK));
+                    if let Some(Value::Text(name)) = e.reported("name") {
+                        scene.landmarks.push(landmark_of(name, &r));
+                    }
+                }
+                (Shape::Polygon(ps), "Building") => {
+                    let h = geometry.height_m.max(number(e, "height").unwrap_or(0.0)).max(3.0) as f32;
+                    let r = ring(ps);
+                    scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    max_height = max_height.max(h);
+                    let c = centroid(&r);
+                    towers.push((h, Vec3::new(c[0] as f32, 0.0, -c[1] as f32)));
+                }
+                (Shape::Line(ps), "RoadSegment") => {
+                    let width = number(e, "widthM").unwrap_or(10.0) as f32;
+                    scene.roads.push_strip(&ring(ps), width, ROAD_Y, rgb(palette::ROAD));
+                }
+                (Shape::Point(p), _) => {
+                    let center = proj.to_world(*p, ROAD_Y);
+                    scene.glyph_index.insert(e.header.id.to_string(), scene.glyphs.len());
+                    scene.glyph_ids.push(e.header.id.to_string());
+                    scene.glyphs.push(Glyph { center: center.into(), size: GLYPH_SIZE, color: glyph_color(t) });
+                }
+                _ => {}
+            }
+        }
+        // The CBD: around the tallest buildings.
+        towers.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let top: Vec<Vec3> = towers.iter().take(30).map(|t| t.1).collect();
+        if !top.is_empty() {
+            let center = top.iter().copied().sum::<Vec3>() / top.len() as f32;
+            let radius = top.iter().map(|p| p.distance(center)).fold(300.0f32, f32::max);
+            scene.landmarks.push(Landmark { key: "cbd".into(), center, radius });
+        }
+        scene.bounds =
+            (Vec3::new(lo[0] as f32, 0.0, -hi[1] as f32), Vec3::new(hi[0] as f32, max_height, -lo[1] as f32));
+        scene
+    }
+
+    /// A landmark by key.
+    pub fn landmark(&self, key: &str) -> Option<&Landmark> {
+        self.landmarks.iter().find(|l| l.key == key)
+    }
+
+    /// Sets one glyph's colour (a live change): only that instance changes.
+    pub fn set_glyph_color(&mut self, entity_id: &str, color: [f32; 4]) -> Option<usize> {
+        let i = *self.glyph_index.get(entity_id)?;
+        self.glyphs[i].color = color;
+        Some(i)
+    }
+}
+
+fn centroid(r: &[[f64; 2]]) -> [f64; 2] {
+    let n = r.len().max(1) as f64;
+    [r.iter().map(|p| p[0]).sum::<f64>() / n, r.iter().map(|p| p[1]).sum::<f64>() / n]
+}
+
+/// A named park as a landmark: its key is the first word(s) of its name, lower-case, hyphenated
+/// (`Orange Isle (Juzizhou) Park` -> `orange-isle`).
+fn landmark_of(name: &str, ring: &[[f64; 2]]) -> Landmark {
+    let head = name.split(['(', ',']).next().unwrap_or(name).trim();
+    let head = head.strip_suffix(" Park").unwrap_or(head);
+    let words: String = head.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
+    let key = words.split_whitespace().collect::<Vec<_>>().join("-");
+    let c = centroid(ring);
+    let center = Vec3::new(c[0] as f32, 0.0, -c[1] as f32);
+    let radius =
+        ring.iter().map(|p| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)).sqrt()).fold(100.0, f64::max) as f32;
+    Landmark { key, center, radius }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn park_names_become_camera_keys() {
+        let ring = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]];
+        assert_eq!(landmark_of("Orange Isle (Juzizhou) Park", &ring).key, "orange-isle");
+        assert_eq!(landmark_of("Martyrs' Park", &ring).key, "martyrs");
+    }
+}

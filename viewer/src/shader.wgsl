@@ -1,0 +1,58 @@
+// The city's two pipelines: merged static meshes, and instanced sensor glyphs. Directional light plus
+// ambient, in linear colour (the target is sRGB).
+
+struct Globals {
+    view_proj: mat4x4<f32>,
+    // xyz: direction the light travels (normalised).
+    light_dir: vec4<f32>,
+    // x: ambient fraction.
+    ambient: vec4<f32>,
+};
+
+@group(0) @binding(0) var<uniform> g: Globals;
+
+struct VertexIn {
+    @location(0) pos: vec3<f32>,
+    @location(1) normal: vec3<f32>,
+    @location(2) color: vec4<f32>,
+};
+
+struct GlyphIn {
+    @location(3) center: vec3<f32>,
+    @location(4) size: f32,
+    @location(5) color: vec4<f32>,
+};
+
+struct VertexOut {
+    @builtin(position) clip: vec4<f32>,
+    @location(0) color: vec4<f32>,
+    @location(1) normal: vec3<f32>,
+};
+
+@vertex
+fn vs_mesh(v: VertexIn) -> VertexOut {
+    var out: VertexOut;
+    out.clip = g.view_proj * vec4<f32>(v.pos, 1.0);
+    out.color = v.color;
+    out.normal = v.normal;
+    return out;
+}
+
+@vertex
+fn vs_glyph(v: VertexIn, i: GlyphIn) -> VertexOut {
+    var out: VertexOut;
+    // The unit glyph is 1 wide and 2 tall, standing on its base.
+    let world = i.center + v.pos * i.size;
+    out.clip = g.view_proj * vec4<f32>(world, 1.0);
+    out.color = i.color;
+    out.normal = v.normal;
+    return out;
+}
+
+@fragment
+fn fs_lit(in: VertexOut) -> @location(0) vec4<f32> {
+    let n = normalize(in.normal);
+    let diffuse = max(dot(n, -g.light_dir.xyz), 0.0);
+    let light = g.ambient.x + (1.0 - g.ambient.x) * diffuse;
+    return vec4<f32>(in.color.rgb * light, 1.0);
+}
