@@ -12,5 +12,6 @@ mod e2e {
     mod edge;
     mod fault_proxy;
     mod process;
+    mod viewer;
     mod watch;
 }

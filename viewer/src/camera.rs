@@ -80,6 +80,11 @@ impl Camera {
         Camera { target: center, distance, heading: 0.0, pitch: pitch_deg.to_radians(), fov_y }
     }
 
+    /// A close look at a point (e.g. one sensor): 45 degrees from the south, `distance` metres away.
+    pub fn focus(point: Vec3, distance: f32) -> Camera {
+        Camera { target: point, distance, heading: 0.0, pitch: 45f32.to_radians(), fov_y: 40f32.to_radians() }
+    }
+
     /// A preset: `city` (everything), `cbd` (the tallest buildings) or a landmark key such as
     /// `orange-isle`. `None` if the scene has no such place.
     pub fn preset(scene: &Scene, name: &str) -> Option<Camera> {

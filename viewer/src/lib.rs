@@ -5,6 +5,9 @@
 //! - [`scene`]: turns entities into GPU-ready geometry: one merged mesh for the static layers (ground,
 //!   terrain, parks, water, roads, extruded buildings) and one instance per sensor, so the whole city draws
 //!   in two draw calls.
+//! - [`style`]: live colours by layer (China AQI bands, traffic speed, bin fill, lights, river alerts,
+//!   edge links) and their legends.
+//! - [`client`]: reads the city from the cloud through the public API.
 //! - [`camera`]: orbit cameras and the presets (whole city, CBD, landmarks such as Orange Isle).
 //! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
 //!   rendering to RGBA for PNG snapshots.
@@ -13,8 +16,10 @@
 //! demonstration city generated locally.
 
 pub mod camera;
+pub mod client;
 pub mod project;
 pub mod render;
 pub mod scene;
 pub mod snapshot;
+pub mod style;
 pub mod triangulate;

@@ -12,7 +12,7 @@ use bytemuck::{Pod, Zeroable};
 use glam::Vec3;
 use twin_model::{BoundingBox, Entity, GeoPoint, Shape, Value};
 
-use crate::{project::Projection, triangulate::triangulate};
+use crate::{project::Projection, style::live_color, triangulate::triangulate};
 
 /// A vertex of the merged meshes.
 #[repr(C)]
@@ -164,8 +164,8 @@ fn terrain_color(elevation_m: f64) -> [f32; 4] {
     [lo[0] + (hi[0] - lo[0]) * t, lo[1] + (hi[1] - lo[1]) * t, lo[2] + (hi[2] - lo[2]) * t, 1.0]
 }
 
-/// A glyph's colour by domain until live values colour it.
-fn glyph_color(entity_type: &str) -> [f32; 4] {
+/// A glyph's colour by domain, for types without live colouring or before their first value.
+pub fn glyph_color(entity_type: &str) -> [f32; 4] {
     match entity_type {
         "AirQualityObserved" | "NoiseLevelObserved" | "WeatherObserved" => srgb(0, 170, 200),
         "TrafficFlowObserved" | "TrafficSignal" | "ParkingSpot" | "OffStreetParking" | "Bus" => srgb(235, 140, 20),
@@ -293,7 +293,8 @@ impl Scene {
                     let center = proj.to_world(*p, ROAD_Y);
                     scene.glyph_index.insert(e.header.id.to_string(), scene.glyphs.len());
                     scene.glyph_ids.push(e.header.id.to_string());
-                    scene.glyphs.push(Glyph { center: center.into(), size: GLYPH_SIZE, color: glyph_color(t) });
+                    let color = live_color(t, |a| e.reported(a)).unwrap_or_else(|| glyph_color(t));
+                    scene.glyphs.push(Glyph { center: center.into(), size: GLYPH_SIZE, color });
                 }
                 _ => {}
             }
@@ -316,11 +317,16 @@ impl Scene {
         self.landmarks.iter().find(|l| l.key == key)
     }
 
-    /// Sets one glyph's colour (a live change): only that instance changes.
+    /// Sets one glyph's colour (a live change): only that instance changes. Returns its index.
     pub fn set_glyph_color(&mut self, entity_id: &str, color: [f32; 4]) -> Option<usize> {
         let i = *self.glyph_index.get(entity_id)?;
         self.glyphs[i].color = color;
         Some(i)
+    }
+
+    /// Where an entity's glyph stands, if it has one.
+    pub fn glyph_position(&self, entity_id: &str) -> Option<Vec3> {
+        self.glyph_index.get(entity_id).map(|i| Vec3::from(self.glyphs[*i].center))
     }
 }
 

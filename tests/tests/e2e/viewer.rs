@@ -1,0 +1,58 @@
+//! The viewer against a cloud holding the demonstration city: a snapshot's pixels follow the updates.
+
+use std::process::Command;
+
+use twin_e2e::*;
+use twin_model::Catalog;
+use twin_proto::pb;
+
+/// Renders `viewer snapshot --cloud` close up on `station` and returns the colour at the picture's centre.
+fn centre_colour(cloud: std::net::SocketAddr, station: &str, dir: &std::path::Path, name: &str) -> [u8; 3] {
+    let out = dir.join(name);
+    let url = format!("http://{cloud}");
+    let camera = format!("entity:{station}");
+    let args =
+        ["snapshot", "--cloud", &url, "--camera", &camera, "--hide", "buildings", "--width", "240", "--height", "160"];
+    let run = Command::new(binary("viewer").unwrap()).args(args).arg("--out").arg(&out).output().unwrap();
+    assert!(run.status.success(), "viewer failed: {}", String::from_utf8_lossy(&run.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let i = ((h / 2) * w + w / 2) * 4;
+    [buf[i], buf[i + 1], buf[i + 2]]
+}
+
+fn aqi(station: &str, value: i64, offset_ms: i64) -> pb::Update {
+    update(station, "aqi", pb::Value { kind: Some(pb::value::Kind::Integer(value)) }, offset_ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_shows_the_aqi_band_a_station_moves_into() {
+    let city = twin_city::changsha(twin_city::DEFAULT_SEED);
+    let cloud = InProcessCloud::start().await.unwrap();
+    let summary = twin_client::load_entities(
+        cloud.clients.channel.clone(),
+        &Catalog::builtin(),
+        &city.entities,
+        5_000,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(summary.rejected.is_empty());
+    let station = city.of_type("AirQualityObserved").next().unwrap().header.id.to_string();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut edge = EdgeStream::open(&cloud.clients, "edge-viewer-test").await.unwrap();
+    let t0 = now_ms() - 10_000;
+    edge.send_and_ack(batch(1, t0, vec![aqi(&station, 30, 0)])).await.unwrap();
+    let [r, g, b] = centre_colour(cloud.addr, &station, dir.path(), "good.png");
+    assert!(g > r + 80 && g > b + 80, "AQI 30 is the green band: {:?}", [r, g, b]);
+
+    edge.send_and_ack(batch(2, t0, vec![aqi(&station, 180, 1_000)])).await.unwrap();
+    let [r, g, b] = centre_colour(cloud.addr, &station, dir.path(), "bad.png");
+    assert!(r > g + 80 && r > b + 80, "AQI 180 is the red band: {:?}", [r, g, b]);
+    cloud.stop().await.unwrap();
+}
