@@ -393,8 +393,15 @@ impl Offscreen {
         }
     }
 
-    /// Renders the city from `camera` and reads the pixels back.
-    pub fn render(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera) -> Result<Image, RenderError> {
+    /// Renders one frame and waits until the GPU has finished it (for frame timing); no readback.
+    pub fn draw(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera) -> Result<(), RenderError> {
+        let encoder = self.encode(gpu, city, camera, false);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RenderError::Readback(e.to_string()))?;
+        Ok(())
+    }
+
+    fn encode(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera, copy_out: bool) -> wgpu::CommandEncoder {
         city.set_camera(gpu, camera, self.width as f32 / self.height as f32);
         let resolved = self.resolved.create_view(&Default::default());
         let mut encoder =
@@ -419,6 +426,13 @@ impl Offscreen {
             });
             city.draw(&mut pass);
         }
+        if copy_out {
+            self.copy_out(&mut encoder);
+        }
+        encoder
+    }
+
+    fn copy_out(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture: &self.resolved,
@@ -436,6 +450,11 @@ impl Offscreen {
             },
             wgpu::Extent3d { width: self.width, height: self.height, depth_or_array_layers: 1 },
         );
+    }
+
+    /// Renders the city from `camera` and reads the pixels back.
+    pub fn render(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera) -> Result<Image, RenderError> {
+        let encoder = self.encode(gpu, city, camera, true);
         gpu.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         self.readback.map_async(wgpu::MapMode::Read, .., move |r| {
