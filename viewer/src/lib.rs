@@ -8,6 +8,7 @@
 //! - [`style`]: live colours by layer (China AQI bands, traffic speed, bin fill, lights, river alerts,
 //!   edge links) and their legends.
 //! - [`client`]: reads the city from the cloud through the public API.
+//! - [`live`]: follows Watch off the render thread and recolours only the glyphs that changed.
 //! - [`camera`]: orbit cameras and the presets (whole city, CBD, landmarks such as Orange Isle).
 //! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
 //!   rendering to RGBA for PNG snapshots.
@@ -17,6 +18,7 @@
 
 pub mod camera;
 pub mod client;
+pub mod live;
 pub mod project;
 pub mod render;
 pub mod scene;
