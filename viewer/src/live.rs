@@ -197,9 +197,9 @@ mod tests {
         // The same band again changes nothing; other glyphs never changed.
         let again = pb::WatchResponse { changes: vec![aqi_change(1, 190, 12)], revision: 12, snapshot_complete: false };
         assert!(live.apply(&mut scene, &again).is_empty());
-        for i in 0..3 {
+        for (i, (now, was)) in scene.glyphs.iter().zip(&before).enumerate() {
             if i != dirty[0] {
-                assert_eq!(scene.glyphs[i], before[i]);
+                assert_eq!(now, was);
             }
         }
         // Unknown entities are ignored.
