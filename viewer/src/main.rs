@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use viewer::{
     camera::{Camera, PRESETS},
     client,
-    render::Gpu,
+    live::{LiveEvent, LiveState, follow},
+    render::{COLOR_FORMAT, CityRenderer, Gpu, Offscreen},
     scene::{Layer, Scene},
     snapshot,
 };
@@ -48,6 +49,27 @@ enum Command {
         #[arg(long = "hide", value_name = "LAYER")]
         hide: Vec<String>,
     },
+    /// Follows a cloud and writes a snapshot every few seconds (for machines without a display).
+    Headless {
+        /// The cloud, e.g. http://127.0.0.1:50051.
+        #[arg(long, value_name = "URL")]
+        cloud: String,
+        /// Where to write the PNGs (`<camera>.png`, rewritten each time; `:` and `/` become `_`).
+        #[arg(long, default_value = "snapshots")]
+        dir: PathBuf,
+        /// How often to write them, e.g. 5s.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+        /// Cameras to write, comma-separated: presets, landmarks or entity:ID.
+        #[arg(long, default_value = "city,cbd", value_delimiter = ',')]
+        cameras: Vec<String>,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        /// Height in pixels.
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+    },
 }
 
 fn layer(name: &str) -> anyhow::Result<Layer> {
@@ -58,6 +80,21 @@ fn layer(name: &str) -> anyhow::Result<Layer> {
         "sensors" => Layer::Sensors,
         other => bail!("unknown layer {other:?}: use land, roads, buildings or sensors"),
     })
+}
+
+/// A preset, a landmark, or `entity:ID` for a close look at one sensor.
+fn resolve_camera(scene: &Scene, name: &str) -> anyhow::Result<Camera> {
+    match name.strip_prefix("entity:") {
+        Some(id) => {
+            let at = scene.glyph_position(id).with_context(|| format!("no sensor {id:?} in this city"))?;
+            // Aim at the glyph's middle, not its foot.
+            Ok(Camera::focus(at + glam::Vec3::Y * viewer::scene::GLYPH_SIZE, 120.0))
+        }
+        None => Camera::preset(scene, name).with_context(|| {
+            let parks: Vec<&str> = scene.landmarks.iter().map(|l| l.key.as_str()).collect();
+            format!("unknown camera {name:?}: use one of {PRESETS:?}, entity:ID or a landmark of this city {parks:?}")
+        }),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -81,17 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (false, None) => bail!("say where the city comes from: --cloud URL or --offline"),
             };
             let scene = Scene::build(&entities);
-            let cam = match camera.strip_prefix("entity:") {
-                Some(id) => {
-                    let at = scene.glyph_position(id).with_context(|| format!("no sensor {id:?} in this city"))?;
-                    // Aim at the glyph's middle, not its foot.
-                    Camera::focus(at + glam::Vec3::Y * viewer::scene::GLYPH_SIZE, 120.0)
-                }
-                None => Camera::preset(&scene, &camera).with_context(|| {
-                    let parks: Vec<&str> = scene.landmarks.iter().map(|l| l.key.as_str()).collect();
-                    format!("unknown camera {camera:?}: use one of {PRESETS:?}, entity:ID or a landmark of this city {parks:?}")
-                })?,
-            };
+            let cam = resolve_camera(&scene, &camera)?;
             let gpu = Gpu::headless()?;
             let built = started.elapsed();
             let image = snapshot::render(&gpu, &scene, &cam, width, height, &hidden)?;
@@ -109,7 +136,75 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Headless { cloud, dir, every, cameras, width, height } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(headless(cloud, dir, every, cameras, width, height))
+        }
     }
+}
+
+/// Follows the cloud and rewrites the snapshots every `every` until Ctrl-C or SIGTERM.
+#[allow(clippy::too_many_arguments)]
+async fn headless(
+    url: String,
+    dir: PathBuf,
+    every: std::time::Duration,
+    cameras: Vec<String>,
+    width: u32,
+    height: u32,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (entities, revision) = client::list_all(client::connect(&url).await?, |_| {}).await?;
+    let gpu = Gpu::headless()?;
+    let mut scene = Scene::build(&entities);
+    let mut live = LiveState::new(&entities, &scene, revision);
+    let mut renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+    let target = Offscreen::new(&gpu, width, height);
+    for name in &cameras {
+        resolve_camera(&scene, name)?;
+    }
+    let (tx, mut events) = tokio::sync::mpsc::channel(256);
+    let follower = tokio::spawn(follow(url.clone(), revision, tx));
+    println!("viewer: {} entities from {url}; writing {} every {every:?}", entities.len(), dir.display());
+    std::io::Write::flush(&mut std::io::stdout()).ok();
+    let mut tick = tokio::time::interval(every);
+    let stop = twin_telemetry::signal::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            _ = tick.tick() => {
+                for name in &cameras {
+                    let image = target.render(&gpu, &renderer, &resolve_camera(&scene, name)?)?;
+                    let file = name.replace([':', '/'], "_");
+                    let path = dir.join(format!("{file}.png"));
+                    // Write then rename, so a reader never sees half a file.
+                    let partial = dir.join(format!(".{file}.png.partial"));
+                    image.write_png(&partial)?;
+                    std::fs::rename(&partial, &path)?;
+                }
+            }
+            event = events.recv() => match event {
+                Some(LiveEvent::Changes(response)) => {
+                    for i in live.apply(&mut scene, &response) {
+                        renderer.update_glyph(&gpu, i, &scene.glyphs[i]);
+                    }
+                }
+                Some(LiveEvent::Relisted(entities, revision)) => {
+                    scene = Scene::build(&entities);
+                    live = LiveState::new(&entities, &scene, revision);
+                    renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+                }
+                Some(LiveEvent::Connected) => eprintln!("viewer: following {url}"),
+                Some(LiveEvent::Disconnected(why)) => eprintln!("viewer: lost the cloud ({why}); reconnecting"),
+                None => break,
+            },
+        }
+    }
+    drop(events);
+    follower.await.ok();
+    println!("viewer: stopped; the last snapshots are in {}", dir.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {

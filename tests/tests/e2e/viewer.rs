@@ -56,3 +56,45 @@ async fn a_snapshot_shows_the_aqi_band_a_station_moves_into() {
     assert!(r > g + 80 && r > b + 80, "AQI 180 is the red band: {:?}", [r, g, b]);
     cloud.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_mode_follows_the_cloud_and_rewrites_its_snapshots() {
+    let cloud = InProcessCloud::start().await.unwrap();
+    load(&cloud.clients, (0..3).map(|i| station(i, 112.95 + i as f64 * 0.01, 28.2)).collect()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}", cloud.addr);
+    let camera = format!("entity:{}", station_id(1));
+    let mut viewer = ChildProcess::spawn_until(
+        "viewer",
+        {
+            let mut c = Command::new(binary("viewer").unwrap());
+            c.args(["headless", "--cloud", &url, "--every", "200ms", "--cameras", &camera, "--width", "160"])
+                .args(["--height", "120", "--dir"])
+                .arg(dir.path());
+            c
+        },
+        "viewer: ",
+        None,
+    )
+    .unwrap()
+    .0;
+    let file = dir.path().join(format!("{}.png", camera.replace(':', "_")));
+    let centre = |path: &std::path::Path| -> Option<[u8; 3]> {
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+        let mut reader = decoder.read_info().ok()?;
+        let mut buf = vec![0; reader.output_buffer_size()?];
+        let info = reader.next_frame(&mut buf).ok()?;
+        let i = ((info.height as usize / 2) * info.width as usize + info.width as usize / 2) * 4;
+        Some([buf[i], buf[i + 1], buf[i + 2]])
+    };
+    let mut edge = EdgeStream::open(&cloud.clients, "edge-headless").await.unwrap();
+    edge.send_and_ack(batch(1, now_ms() - 5_000, vec![aqi(&station_id(1), 250, 0)])).await.unwrap();
+    // Heavily polluted is purple (153, 0, 76).
+    wait_until("the snapshot to show the new band", WAIT, || async {
+        centre(&file).is_some_and(|[r, g, b]| r > g + 60 && b > g + 20)
+    })
+    .await
+    .unwrap();
+    assert!(viewer.terminate().await.unwrap().success(), "SIGTERM stops the viewer cleanly");
+    cloud.stop().await.unwrap();
+}
