@@ -15,13 +15,18 @@ fn centre_colour(cloud: std::net::SocketAddr, station: &str, dir: &std::path::Pa
         ["snapshot", "--cloud", &url, "--camera", &camera, "--hide", "buildings", "--width", "240", "--height", "160"];
     let run = Command::new(binary("viewer").unwrap()).args(args).arg("--out").arg(&out).output().unwrap();
     assert!(run.status.success(), "viewer failed: {}", String::from_utf8_lossy(&run.stderr));
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
+    png_centre(&out).expect("a readable PNG")
+}
+
+/// The colour at the centre of a PNG, or `None` if it cannot be read (yet).
+fn png_centre(path: &std::path::Path) -> Option<[u8; 3]> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
     let (w, h) = (info.width as usize, info.height as usize);
     let i = ((h / 2) * w + w / 2) * 4;
-    [buf[i], buf[i + 1], buf[i + 2]]
+    Some([buf[i], buf[i + 1], buf[i + 2]])
 }
 
 fn aqi(station: &str, value: i64, offset_ms: i64) -> pb::Update {
@@ -79,19 +84,11 @@ async fn headless_mode_follows_the_cloud_and_rewrites_its_snapshots() {
     .unwrap()
     .0;
     let file = dir.path().join(format!("{}.png", camera.replace(':', "_")));
-    let centre = |path: &std::path::Path| -> Option<[u8; 3]> {
-        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
-        let mut reader = decoder.read_info().ok()?;
-        let mut buf = vec![0; reader.output_buffer_size()?];
-        let info = reader.next_frame(&mut buf).ok()?;
-        let i = ((info.height as usize / 2) * info.width as usize + info.width as usize / 2) * 4;
-        Some([buf[i], buf[i + 1], buf[i + 2]])
-    };
     let mut edge = EdgeStream::open(&cloud.clients, "edge-headless").await.unwrap();
     edge.send_and_ack(batch(1, now_ms() - 5_000, vec![aqi(&station_id(1), 250, 0)])).await.unwrap();
     // Heavily polluted is purple (153, 0, 76).
     wait_until("the snapshot to show the new band", WAIT, || async {
-        centre(&file).is_some_and(|[r, g, b]| r > g + 60 && b > g + 20)
+        png_centre(&file).is_some_and(|[r, g, b]| r > g + 60 && b > g + 20)
     })
     .await
     .unwrap();
