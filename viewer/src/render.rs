@@ -339,13 +339,89 @@ impl Image {
     }
 }
 
+/// The multisampled colour and depth attachments a frame of `format` and size is drawn into before it is
+/// resolved to a window's surface or an offscreen texture.
+#[derive(Debug)]
+pub struct FrameTargets {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    msaa: wgpu::TextureView,
+    depth: wgpu::TextureView,
+}
+
+fn texture(
+    gpu: &Gpu,
+    label: &str,
+    size: wgpu::Extent3d,
+    format: wgpu::TextureFormat,
+    samples: u32,
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size,
+        mip_level_count: 1,
+        sample_count: samples,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
+}
+
+impl FrameTargets {
+    /// Attachments for `width` x `height` frames of `format`.
+    pub fn new(gpu: &Gpu, width: u32, height: u32, format: wgpu::TextureFormat) -> FrameTargets {
+        let size = wgpu::Extent3d { width: width.max(1), height: height.max(1), depth_or_array_layers: 1 };
+        let msaa = texture(gpu, "msaa colour", size, format, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
+        let depth = texture(gpu, "depth", size, DEPTH_FORMAT, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
+        FrameTargets {
+            width,
+            height,
+            msaa: msaa.create_view(&Default::default()),
+            depth: depth.create_view(&Default::default()),
+        }
+    }
+
+    /// Records the city drawn from `camera` and resolved into `output`.
+    pub fn city_pass(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        output: &wgpu::TextureView,
+        city: &CityRenderer,
+        camera: &Camera,
+    ) {
+        city.set_camera(gpu, camera, self.width as f32 / self.height.max(1) as f32);
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("city"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &self.msaa,
+                depth_slice: None,
+                resolve_target: Some(output),
+                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(SKY), store: wgpu::StoreOp::Discard },
+            })],
+            depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                view: &self.depth,
+                depth_ops: Some(wgpu::Operations { load: wgpu::LoadOp::Clear(0.0), store: wgpu::StoreOp::Discard }),
+                stencil_ops: None,
+            }),
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        city.draw(&mut pass);
+    }
+}
+
 /// An offscreen target: multisampled colour and depth, a resolve texture and a readback buffer.
 #[derive(Debug)]
 pub struct Offscreen {
     width: u32,
     height: u32,
-    msaa: wgpu::TextureView,
-    depth: wgpu::TextureView,
+    targets: FrameTargets,
     resolved: wgpu::Texture,
     readback: wgpu::Buffer,
     padded_row: u32,
@@ -355,26 +431,8 @@ impl Offscreen {
     /// A `width` x `height` target.
     pub fn new(gpu: &Gpu, width: u32, height: u32) -> Offscreen {
         let size = wgpu::Extent3d { width, height, depth_or_array_layers: 1 };
-        let texture = |label, format, samples, usage| {
-            gpu.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some(label),
-                size,
-                mip_level_count: 1,
-                sample_count: samples,
-                dimension: wgpu::TextureDimension::D2,
-                format,
-                usage,
-                view_formats: &[],
-            })
-        };
-        let msaa = texture("msaa colour", COLOR_FORMAT, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
-        let depth = texture("depth", DEPTH_FORMAT, MSAA, wgpu::TextureUsages::RENDER_ATTACHMENT);
-        let resolved = texture(
-            "resolved colour",
-            COLOR_FORMAT,
-            1,
-            wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        );
+        let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;
+        let resolved = texture(gpu, "resolved colour", size, COLOR_FORMAT, 1, usage);
         let padded_row = (width * 4).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
         let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -385,8 +443,7 @@ impl Offscreen {
         Offscreen {
             width,
             height,
-            msaa: msaa.create_view(&Default::default()),
-            depth: depth.create_view(&Default::default()),
+            targets: FrameTargets::new(gpu, width, height, COLOR_FORMAT),
             resolved,
             readback,
             padded_row,
@@ -402,30 +459,10 @@ impl Offscreen {
     }
 
     fn encode(&self, gpu: &Gpu, city: &CityRenderer, camera: &Camera, copy_out: bool) -> wgpu::CommandEncoder {
-        city.set_camera(gpu, camera, self.width as f32 / self.height as f32);
         let resolved = self.resolved.create_view(&Default::default());
         let mut encoder =
             gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("snapshot") });
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("city"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &self.msaa,
-                    depth_slice: None,
-                    resolve_target: Some(&resolved),
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(SKY), store: wgpu::StoreOp::Discard },
-                })],
-                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
-                    view: &self.depth,
-                    depth_ops: Some(wgpu::Operations { load: wgpu::LoadOp::Clear(0.0), store: wgpu::StoreOp::Discard }),
-                    stencil_ops: None,
-                }),
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
-            city.draw(&mut pass);
-        }
+        self.targets.city_pass(gpu, &mut encoder, &resolved, city, camera);
         if copy_out {
             self.copy_out(&mut encoder);
         }
