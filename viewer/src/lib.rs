@@ -13,6 +13,9 @@
 //! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
 //!   rendering to RGBA for PNG snapshots.
 //!
+//! - [`window`]: the operator window (winit + egui): orbit/pan/zoom, presets, layer toggles, search,
+//!   picking with the entity's attributes, legends, link state and frame time.
+//!
 //! The viewer is a client of the public API like any integrator; with `--offline` it renders the
 //! demonstration city generated locally.
 
@@ -25,3 +28,4 @@ pub mod scene;
 pub mod snapshot;
 pub mod style;
 pub mod triangulate;
+pub mod window;

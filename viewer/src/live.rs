@@ -42,6 +42,11 @@ impl LiveState {
         LiveState { values, revision }
     }
 
+    /// The latest values known for an entity with a glyph.
+    pub fn values(&self, entity_id: &str) -> Option<&HashMap<String, Value>> {
+        self.values.get(entity_id).map(|(_, v)| v)
+    }
+
     /// Applies one Watch message to the scene; returns the glyphs whose colour changed.
     pub fn apply(&mut self, scene: &mut Scene, response: &pb::WatchResponse) -> Vec<usize> {
         let mut dirty = Vec::new();

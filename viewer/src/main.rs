@@ -11,6 +11,7 @@ use viewer::{
     render::{COLOR_FORMAT, CityRenderer, Gpu, Offscreen},
     scene::{Layer, Scene},
     snapshot,
+    window::Source,
 };
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,21 @@ enum Command {
         /// Layers to leave out: land, roads, buildings, sensors.
         #[arg(long = "hide", value_name = "LAYER")]
         hide: Vec<String>,
+    },
+    /// Opens the operator window: the live city with camera, layers, search and picking.
+    Window {
+        /// Render the demonstration city generated locally.
+        #[arg(long, conflicts_with = "cloud")]
+        offline: bool,
+        /// The cloud, e.g. http://127.0.0.1:50051.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+        cloud: String,
+        /// The seed of the demonstration city, with --offline.
+        #[arg(long, default_value_t = twin_city::DEFAULT_SEED)]
+        seed: u64,
+        /// The camera to start with.
+        #[arg(long, default_value = "city")]
+        camera: String,
     },
     /// Follows a cloud and writes a snapshot every few seconds (for machines without a display).
     Headless {
@@ -135,6 +151,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scene.glyphs.len()
             );
             Ok(())
+        }
+        Command::Window { offline, cloud, seed, camera } => {
+            let source = if offline { Source::Offline(seed) } else { Source::Cloud(cloud) };
+            Ok(viewer::window::run(source, camera)?)
         }
         Command::Headless { cloud, dir, every, cameras, width, height } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -56,8 +56,17 @@ impl Gpu {
     /// Opens the best adapter without a window (`WGPU_BACKEND` etc. from the environment apply).
     pub fn headless() -> Result<Gpu, RenderError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        Ok(Gpu::open(&instance, None)?.0)
+    }
+
+    /// Opens the best adapter of `instance` (able to present to `surface`, if given); returns the adapter too.
+    pub fn open(
+        instance: &wgpu::Instance,
+        surface: Option<&wgpu::Surface<'_>>,
+    ) -> Result<(Gpu, wgpu::Adapter), RenderError> {
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
+            compatible_surface: surface,
             ..Default::default()
         }))
         .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
@@ -67,7 +76,7 @@ impl Gpu {
             required_limits: adapter.limits(),
             ..Default::default()
         }))?;
-        Ok(Gpu { device, queue, adapter: info })
+        Ok((Gpu { device, queue, adapter: info }, adapter))
     }
 }
 
