@@ -72,16 +72,58 @@ pub fn entity_from_pb(e: &pb::Entity) -> Result<Entity, ClientError> {
     let mut entity = Entity::new(header);
     entity.revision = e.revision;
     for a in &e.attributes {
-        let Some(value) = a.reported.clone() else { continue };
-        let value = Value::try_from(value).map_err(|err| bad(format!("{}: {err}", a.name)))?;
+        let value = |v: &Option<pb::Value>| -> Result<Option<Value>, ClientError> {
+            v.clone().map(Value::try_from).transpose().map_err(|err| bad(format!("{}: {err}", a.name)))
+        };
         let name = AttrName::new(&a.name).map_err(|err| bad(err.to_string()))?;
-        let reported = Reported {
+        let reported = value(&a.reported)?.map(|value| Reported {
             value,
             observed_at: a.observed_at_unix_ms,
             received_at: a.received_at_unix_ms,
             revision: a.revision,
-        };
-        entity.attributes.insert(name, AttributeState { reported: Some(reported), desired: None });
+        });
+        let desired = value(&a.desired)?.map(|value| Reported {
+            value,
+            observed_at: a.desired_at_unix_ms,
+            received_at: a.desired_at_unix_ms,
+            revision: a.revision,
+        });
+        if reported.is_some() || desired.is_some() {
+            entity.attributes.insert(name, AttributeState { reported, desired });
+        }
     }
     Ok(entity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_and_desired_values_come_through_and_bad_ones_are_named() {
+        let number = |v: f64| pb::Value { kind: Some(pb::value::Kind::Number(v)) };
+        let mut e = pb::Entity {
+            id: "urn:ngsi-ld:Streetlight:x:1".into(),
+            r#type: "Streetlight".into(),
+            attributes: vec![pb::Attribute {
+                name: "illuminanceLevel".into(),
+                reported: Some(number(0.4)),
+                observed_at_unix_ms: 1_700_000_000_000,
+                desired: Some(number(0.8)),
+                desired_at_unix_ms: 1_700_000_001_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let entity = entity_from_pb(&e).unwrap();
+        let state = &entity.attributes[&AttrName::new("illuminanceLevel").unwrap()];
+        assert_eq!(
+            state.reported.as_ref().map(|r| (&r.value, r.observed_at)),
+            Some((&Value::Number(0.4), 1_700_000_000_000))
+        );
+        assert_eq!(state.desired.as_ref().map(|d| &d.value), Some(&Value::Number(0.8)));
+        e.attributes[0].reported = Some(pb::Value { kind: None });
+        let err = entity_from_pb(&e).unwrap_err().to_string();
+        assert!(err.contains("urn:ngsi-ld:Streetlight:x:1") && err.contains("illuminanceLevel"), "{err}");
+    }
 }

@@ -1,6 +1,6 @@
 //! From entities to GPU-ready geometry.
 //!
-//! The static layers (ground, terrain, parks, water, roads, extruded buildings) are merged into one
+//! The static layers (ground, terrain, parks, water, roads and district boundaries, extruded buildings) are merged into one
 //! [`Mesh`] per layer, each drawn in one call; every sensor or device with a point becomes one
 //! [`Glyph`] instance, all drawn in one instanced call. Layers lie at small fixed heights so they never
 //! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads.
@@ -125,6 +125,9 @@ const TERRAIN_Y: f32 = 0.0;
 const WATER_Y: f32 = 0.4;
 const PARK_Y: f32 = 0.8;
 const ROAD_Y: f32 = 1.2;
+const BOUNDARY_Y: f32 = 1.6;
+/// District boundaries are drawn this wide, in metres.
+const BOUNDARY_WIDTH: f32 = 30.0;
 /// A sensor glyph's width in metres.
 pub const GLYPH_SIZE: f32 = 8.0;
 
@@ -147,6 +150,8 @@ pub mod palette {
     pub const PARK: (u8, u8, u8) = (110, 160, 96);
     /// Roads.
     pub const ROAD: (u8, u8, u8) = (92, 92, 98);
+    /// District boundaries.
+    pub const BOUNDARY: (u8, u8, u8) = (150, 60, 150);
     /// Building roofs.
     pub const ROOF: (u8, u8, u8) = (226, 220, 208);
     /// Building walls.
@@ -284,6 +289,13 @@ impl Scene {
                     max_height = max_height.max(h);
                     let c = centroid(&r);
                     towers.push((h, Vec3::new(c[0] as f32, 0.0, -c[1] as f32)));
+                }
+                (Shape::Polygon(ps), "District") => {
+                    let mut closed = ring(ps);
+                    if let Some(first) = closed.first().copied() {
+                        closed.push(first);
+                    }
+                    scene.roads.push_strip(&closed, BOUNDARY_WIDTH, BOUNDARY_Y, rgb(palette::BOUNDARY));
                 }
                 (Shape::Line(ps), "RoadSegment") => {
                     let width = number(e, "widthM").unwrap_or(10.0) as f32;

@@ -347,13 +347,15 @@ impl App {
                     names.sort();
                     for name in names {
                         let value = live.and_then(|v| v.get(name)).map(show).unwrap_or_default();
-                        let at = entity
-                            .and_then(|e| e.attributes.iter().find(|(n, _)| n.as_str() == name))
-                            .and_then(|(_, s)| s.reported.as_ref())
-                            .map(|r| r.observed_at);
+                        let state =
+                            entity.and_then(|e| e.attributes.iter().find(|(n, _)| n.as_str() == name)).map(|(_, s)| s);
+                        let at = state.and_then(|s| s.reported.as_ref()).map(|r| r.observed_at);
+                        let desired =
+                            state.and_then(|s| s.desired.as_ref()).map(|d| format!("desired {}", show(&d.value)));
                         ui.label(name.as_str());
                         ui.label(value);
-                        ui.label(at.map(|t| format!("at {t}")).unwrap_or_default());
+                        ui.label(desired.unwrap_or_default());
+                        ui.label(at.map(|t| format!("observed {t}")).unwrap_or_default());
                         ui.end_row();
                     }
                 });
