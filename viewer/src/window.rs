@@ -129,11 +129,21 @@ impl App {
         match source.clone() {
             Source::Cloud(url) => {
                 runtime.spawn(async move {
-                    let listed = async {
-                        let channel = client::connect(&url).await?;
-                        client::list_all(channel, |n| count.store(n, Ordering::Relaxed)).await
-                    };
-                    let _ = tx.send(listed.await.map_err(|e| e.to_string()));
+                    // Until the city is loaded: each failure is shown, then tried again.
+                    let mut wait = std::time::Duration::from_millis(500);
+                    loop {
+                        let listed = async {
+                            let channel = client::connect(&url).await?;
+                            client::list_all(channel, |n| count.store(n, Ordering::Relaxed)).await
+                        };
+                        let result = listed.await.map_err(|e| e.to_string());
+                        let done = result.is_ok();
+                        if tx.send(result).is_err() || done {
+                            return;
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                    }
                 });
             }
             Source::Offline(seed) => {
@@ -204,9 +214,13 @@ impl App {
         if let Some(rx) = &self.loading
             && let Ok(result) = rx.try_recv()
         {
-            self.loading = None;
             match result {
-                Ok((entities, revision)) => self.install(entities, revision),
+                Ok((entities, revision)) => {
+                    self.loading = None;
+                    self.link = Link::Loading;
+                    self.install(entities, revision);
+                }
+                // Still loading: the loader retries by itself.
                 Err(e) => self.link = Link::Failed(e),
             }
         }
@@ -289,7 +303,9 @@ impl App {
                     (format!("connection lost, reconnecting: {why}"), egui::Color32::from_rgb(220, 30, 30))
                 }
                 Link::Offline => ("offline demonstration city".into(), egui::Color32::GRAY),
-                Link::Failed(why) => (format!("cannot load the city: {why}"), egui::Color32::from_rgb(220, 30, 30)),
+                Link::Failed(why) => {
+                    (format!("cannot load the city, retrying: {why}"), egui::Color32::from_rgb(220, 30, 30))
+                }
             };
             ui.colored_label(colour, text);
             if self.link == Link::Loading {
