@@ -89,8 +89,7 @@ async fn send_readings(agent: &Agent, n: usize, t0: i64) {
 }
 
 /// Waits until every station's pm25 in the cloud is the last of `n` readings.
-async fn wait_latest(cloud: &InProcessCloud, n: usize, t0: i64) {
-    let _ = t0;
+async fn wait_latest(cloud: &InProcessCloud, n: usize) {
     wait_until("the cloud to hold every station's last value", WAIT, || async {
         for s in 0..STATIONS {
             let last = (0..n).rev().find(|k| k % STATIONS == s).unwrap();
@@ -120,7 +119,7 @@ async fn readings_reach_the_cloud_and_the_box_reports_itself() {
     let t0 = now_ms() - 60_000;
     let n = 2_000;
     send_readings(&agent, n, t0).await;
-    wait_latest(&cloud, n, t0).await;
+    wait_latest(&cloud, n).await;
 
     wait_until("the box to report itself as connected", WAIT, || async {
         reported(&cloud.clients, &node_id("edge-agent"), "linkState").await.unwrap()
@@ -141,21 +140,30 @@ async fn readings_reach_the_cloud_and_the_box_reports_itself() {
     cloud.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_outbox_drops_oldest_history_keeps_latest_values_and_says_so() {
+/// A cloud behind a cut link and an agent with a 16 KiB outbox under `policy`, sent `n` readings.
+async fn fill_while_cut_off(
+    edge: &str,
+    policy: WhenFull,
+    n: usize,
+) -> (InProcessCloud, FaultProxy, Agent, tempfile::TempDir) {
     let cloud = InProcessCloud::start().await.unwrap();
     let proxy = FaultProxy::start(cloud.addr).await.unwrap();
     proxy.set(Fault::Cut);
     let dir = tempfile::tempdir().unwrap();
-    let setup = setup("edge-full-drop", format!("http://{}", proxy.addr), dir.path(), |o| {
+    let setup = setup(edge, format!("http://{}", proxy.addr), dir.path(), |o| {
         o.max_batch_bytes = 2_048;
         o.disk_budget_bytes = 16_384;
-        o.when_full = WhenFull::DropOldestHistory;
+        o.when_full = policy;
     });
     let agent = Agent::start(setup).unwrap();
-    let t0 = now_ms() - 60_000;
+    send_readings(&agent, n, now_ms() - 60_000).await;
+    (cloud, proxy, agent, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_outbox_drops_oldest_history_keeps_latest_values_and_says_so() {
     let n = 3_000;
-    send_readings(&agent, n, t0).await;
+    let (cloud, proxy, agent, _dir) = fill_while_cut_off("edge-full-drop", WhenFull::DropOldestHistory, n).await;
     let outbox = agent.outbox().clone();
     wait_until("the outbox to drop history", WAIT, || {
         let s = outbox.stats();
@@ -169,7 +177,7 @@ async fn a_full_outbox_drops_oldest_history_keeps_latest_values_and_says_so() {
 
     proxy.set(Fault::None);
     // Every attribute's latest value survived the drops.
-    wait_latest(&cloud, n, t0).await;
+    wait_latest(&cloud, n).await;
     let dropped = outbox.stats().dropped_by_policy as i64;
     wait_until("the box to report its drops", WAIT, || async {
         node_integer(&cloud, "edge-full-drop", "droppedByPolicy").await == Some(dropped)
@@ -182,19 +190,8 @@ async fn a_full_outbox_drops_oldest_history_keeps_latest_values_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_outbox_with_reject_new_refuses_and_counts() {
-    let cloud = InProcessCloud::start().await.unwrap();
-    let proxy = FaultProxy::start(cloud.addr).await.unwrap();
-    proxy.set(Fault::Cut);
-    let dir = tempfile::tempdir().unwrap();
-    let setup = setup("edge-full-reject", format!("http://{}", proxy.addr), dir.path(), |o| {
-        o.max_batch_bytes = 2_048;
-        o.disk_budget_bytes = 16_384;
-        o.when_full = WhenFull::RejectNew;
-    });
-    let agent = Agent::start(setup).unwrap();
-    let t0 = now_ms() - 60_000;
     let n = 3_000;
-    send_readings(&agent, n, t0).await;
+    let (cloud, proxy, agent, _dir) = fill_while_cut_off("edge-full-reject", WhenFull::RejectNew, n).await;
     let filter = agent.filter_stats();
     wait_until("every reading to be stored or refused", WAIT, || {
         let f = filter.clone();

@@ -164,7 +164,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Follows the cloud and rewrites the snapshots every `every` until Ctrl-C or SIGTERM.
-#[allow(clippy::too_many_arguments)]
 async fn headless(
     url: String,
     dir: PathBuf,
