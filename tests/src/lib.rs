@@ -170,9 +170,21 @@ impl ChildProcess {
     /// returning the process and the rest of that line. Later stdout lines go to `lines`, if given.
     pub fn spawn_until(
         name: &'static str,
+        command: Command,
+        marker: &'static str,
+        lines: Option<std::sync::mpsc::Sender<String>>,
+    ) -> Result<(Self, String)> {
+        Self::spawn_until_within(name, command, marker, lines, WAIT)
+    }
+
+    /// As [`ChildProcess::spawn_until`], waiting at most `wait` for the marker (for processes that do much
+    /// before they are ready, e.g. load a whole city).
+    pub fn spawn_until_within(
+        name: &'static str,
         mut command: Command,
         marker: &'static str,
         lines: Option<std::sync::mpsc::Sender<String>>,
+        wait: Duration,
     ) -> Result<(Self, String)> {
         let mut child = command
             .stdout(Stdio::piped())
@@ -191,12 +203,12 @@ impl ChildProcess {
                 }
             }
         });
-        match rx.recv_timeout(WAIT) {
+        match rx.recv_timeout(wait) {
             Ok(rest) => Ok((ChildProcess { name, child }, rest)),
             Err(e) => {
                 let _ = child.kill();
                 let why = match e {
-                    std::sync::mpsc::RecvTimeoutError::Timeout => format!("within {WAIT:?}"),
+                    std::sync::mpsc::RecvTimeoutError::Timeout => format!("within {wait:?}"),
                     std::sync::mpsc::RecvTimeoutError::Disconnected => "before its output ended".into(),
                 };
                 bail!("{name} did not print {marker:?} {why}");
@@ -447,6 +459,31 @@ pub async fn reported(clients: &Clients, id: &str, attribute: &str) -> Result<Op
         Err(status) => return Err(status.into()),
     };
     Ok(e.attributes.iter().find(|a| a.name == attribute).and_then(|a| a.reported.as_ref()?.kind.clone()))
+}
+
+/// The reported value of an entity's attribute and its observation time (unix ms), via Get; `None` when the
+/// entity or the value is missing.
+pub async fn reported_at(clients: &Clients, id: &str, attribute: &str) -> Result<Option<(pb::value::Kind, i64)>> {
+    let e = match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
+        Ok(e) => e.into_inner(),
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(status.into()),
+    };
+    Ok(e.attributes
+        .iter()
+        .find(|a| a.name == attribute)
+        .and_then(|a| Some((a.reported.as_ref()?.kind.clone()?, a.observed_at_unix_ms))))
+}
+
+/// The colour at the centre of a PNG, or `None` if it cannot be read (yet).
+pub fn png_centre(path: &Path) -> Option<[u8; 3]> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    let i = ((h / 2) * w + w / 2) * 4;
+    Some([buf[i], buf[i + 1], buf[i + 2]])
 }
 
 /// Polls `cond` every 20 ms until it holds; an error naming `what` after `timeout`.

@@ -18,17 +18,6 @@ fn centre_colour(cloud: std::net::SocketAddr, station: &str, dir: &std::path::Pa
     png_centre(&out).expect("a readable PNG")
 }
 
-/// The colour at the centre of a PNG, or `None` if it cannot be read (yet).
-fn png_centre(path: &std::path::Path) -> Option<[u8; 3]> {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
-    let mut reader = decoder.read_info().ok()?;
-    let mut buf = vec![0; reader.output_buffer_size()?];
-    let info = reader.next_frame(&mut buf).ok()?;
-    let (w, h) = (info.width as usize, info.height as usize);
-    let i = ((h / 2) * w + w / 2) * 4;
-    Some([buf[i], buf[i + 1], buf[i + 2]])
-}
-
 fn aqi(station: &str, value: i64, offset_ms: i64) -> pb::Update {
     update(station, "aqi", pb::Value { kind: Some(pb::value::Kind::Integer(value)) }, offset_ms)
 }
