@@ -244,11 +244,14 @@ async fn start(options: &DemoOptions, stop: &CancellationToken, running: &mut Ru
         let (viewer, _) = Part::start(&spec, READY_WITHIN, GRACE, stop).await?;
         running.viewer = Some(viewer);
     }
+    // A station an edge of this run updates, for the grpcurl example.
+    let slug = options.districts.first().map_or("", |d| d.slug());
     let example_id = city
         .of_type("AirQualityObserved")
-        .next()
+        .find(|e| e.header.id.as_str().contains(&format!(":{slug}:")))
+        .or_else(|| city.entities.first())
         .map(|e| e.header.id.to_string())
-        .unwrap_or_else(|| city.entities.first().map(|e| e.header.id.to_string()).unwrap_or_default());
+        .unwrap_or_default();
     Ok(Started { addr, city: city.name.clone(), entities: city.entities.len(), load, load_time, example_id })
 }
 
