@@ -1,5 +1,8 @@
 //! The renderer: two pipelines (merged static meshes, instanced glyphs) over one uniform block; reversed-Z
 //! depth; 4x MSAA; and an offscreen target whose pixels can be read back for PNG snapshots and tests.
+//!
+//! A selected sensor gets a beacon, a small mesh on the mesh pipeline; a selected building is highlighted
+//! by rewriting its own vertices in the buildings mesh, so it costs no extra draw.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +12,7 @@ use wgpu::util::DeviceExt;
 
 use crate::{
     camera::Camera,
+    pick::Picked,
     scene::{Glyph, Layer, Mesh, Scene, Vertex},
 };
 
@@ -104,7 +108,8 @@ impl GpuMesh {
         let vertices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::cast_slice(&mesh.vertices),
-            usage: wgpu::BufferUsages::VERTEX,
+            // Writable: a selected building's vertices are recoloured in place.
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
         });
         let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -153,6 +158,8 @@ pub struct CityRenderer {
     instances: wgpu::Buffer,
     instance_count: u32,
     hidden: BTreeSet<Layer>,
+    beacon: Option<GpuMesh>,
+    selected: Option<Picked>,
 }
 
 impl CityRenderer {
@@ -259,7 +266,55 @@ impl CityRenderer {
             instances,
             instance_count: scene.glyphs.len() as u32,
             hidden: BTreeSet::new(),
+            beacon: None,
+            selected: None,
         }
+    }
+
+    /// Applies live changes: rewrites the glyphs at `dirty` (see [`crate::live::LiveState::apply`]).
+    pub fn apply(&mut self, gpu: &Gpu, scene: &Scene, dirty: &[usize]) {
+        for &i in dirty {
+            if let Some(glyph) = scene.glyphs.get(i) {
+                self.update_glyph(gpu, i, glyph);
+            }
+        }
+    }
+
+    /// What is highlighted now.
+    pub fn selected(&self) -> Option<Picked> {
+        self.selected
+    }
+
+    /// Highlights `picked` (and only it): a building in the selection colour, a sensor under a beacon.
+    pub fn select(&mut self, gpu: &Gpu, scene: &Scene, picked: Option<Picked>) {
+        if self.selected == picked {
+            return;
+        }
+        let buildings = self.layers.iter().find(|(l, _)| *l == Layer::Buildings).map(|(_, m)| &m.vertices);
+        let write = |start: u32, vertices: &[Vertex]| {
+            if let Some(buffer) = buildings {
+                let offset = u64::from(start) * std::mem::size_of::<Vertex>() as u64;
+                gpu.queue.write_buffer(buffer, offset, bytemuck::cast_slice(vertices));
+            }
+        };
+        if let Some(Picked::Building(i)) = self.selected
+            && let Some((start, vertices)) = scene.building_vertices(i)
+        {
+            write(start, vertices);
+        }
+        self.beacon = None;
+        match picked {
+            Some(Picked::Building(i)) => {
+                if let Some((start, vertices)) = scene.highlighted_building(i) {
+                    write(start, &vertices);
+                }
+            }
+            Some(Picked::Sensor(i)) => {
+                self.beacon = scene.sensor_beacon(i).and_then(|m| GpuMesh::upload(&gpu.device, "beacon", &m));
+            }
+            None => {}
+        }
+        self.selected = picked;
     }
 
     /// Shows or hides a layer.
@@ -290,7 +345,7 @@ impl CityRenderer {
         gpu.queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
     }
 
-    /// Records the draws: one per visible layer, one for all glyphs.
+    /// Records the draws: one per visible layer, one for a beacon, one for all glyphs.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>) {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.mesh_pipeline);
@@ -301,6 +356,14 @@ impl CityRenderer {
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..mesh.count, 0, 0..1);
+        }
+        // The selected sensor's beacon belongs to the sensors layer.
+        if !self.hidden.contains(&Layer::Sensors) {
+            for mesh in [&self.beacon].into_iter().flatten() {
+                pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+                pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
+                pass.draw_indexed(0..mesh.count, 0, 0..1);
+            }
         }
         if let Some(glyph) =
             self.glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)

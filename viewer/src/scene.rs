@@ -6,13 +6,18 @@
 //! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads.
 //! Which entity is which comes from the catalog types of the data, not from any one city.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 use bytemuck::{Pod, Zeroable};
-use glam::Vec3;
+use glam::{Vec2, Vec3};
 use twin_model::{BoundingBox, Entity, GeoPoint, Shape, Value};
 
-use crate::{project::Projection, style::live_color, triangulate::triangulate};
+use crate::{
+    pick::{BuildingGrid, Footprint, Picked},
+    project::Projection,
+    style::live_color,
+    triangulate::triangulate,
+};
 
 /// A vertex of the merged meshes.
 #[repr(C)]
@@ -67,8 +72,10 @@ impl Mesh {
         self.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
     }
 
-    /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal.
-    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) {
+    /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal. Returns
+    /// the range of its vertices.
+    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) -> Range<u32> {
+        let first = self.vertices.len() as u32;
         self.push_polygon(ring, height, roof);
         let n = ring.len();
         let ccw =
@@ -85,6 +92,18 @@ impl Mesh {
             let up = Vec3::new(0.0, height, 0.0);
             self.push_quad([pa, pb, pb + up, pa + up], normal, wall);
         }
+        first..self.vertices.len() as u32
+    }
+
+    /// An upright box (a beacon's parts): `lo` and `hi` are opposite corners.
+    fn push_box(&mut self, lo: Vec3, hi: Vec3, color: [f32; 4]) {
+        let (a, b) = (lo, hi);
+        let c = |x: f32, y: f32, z: f32| Vec3::new(x, y, z);
+        self.push_quad([c(a.x, b.y, b.z), c(b.x, b.y, b.z), c(b.x, b.y, a.z), c(a.x, b.y, a.z)], Vec3::Y, color);
+        self.push_quad([c(a.x, a.y, b.z), c(b.x, a.y, b.z), c(b.x, b.y, b.z), c(a.x, b.y, b.z)], Vec3::Z, color);
+        self.push_quad([c(b.x, a.y, a.z), c(a.x, a.y, a.z), c(a.x, b.y, a.z), c(b.x, b.y, a.z)], Vec3::NEG_Z, color);
+        self.push_quad([c(b.x, a.y, b.z), c(b.x, a.y, a.z), c(b.x, b.y, a.z), c(b.x, b.y, b.z)], Vec3::X, color);
+        self.push_quad([c(a.x, a.y, a.z), c(a.x, a.y, b.z), c(a.x, b.y, b.z), c(a.x, b.y, a.z)], Vec3::NEG_X, color);
     }
 
     /// A flat strip along a polyline (a road).
@@ -156,6 +175,11 @@ pub mod palette {
     pub const ROOF: (u8, u8, u8) = (226, 220, 208);
     /// Building walls.
     pub const WALL: (u8, u8, u8) = (200, 192, 178);
+    /// The selected entity: a building's roof and walls, a sensor's beacon. No layer or live scale uses it
+    /// (the sensors' cyans, blues, yellows and reds would be mistaken for a state).
+    pub const SELECTION: (u8, u8, u8) = (255, 40, 170);
+    /// The selected building's walls: the selection colour a little darker, so its shape still reads.
+    pub const SELECTION_WALL: (u8, u8, u8) = (215, 30, 140);
 }
 
 fn rgb(c: (u8, u8, u8)) -> [f32; 4] {
@@ -214,6 +238,12 @@ pub struct Scene {
     pub bounds: (Vec3, Vec3),
     /// Points of interest (the tallest buildings' cluster, named parks).
     pub landmarks: Vec<Landmark>,
+    /// Every building as picking sees it, in the order of its vertices in `buildings`.
+    pub footprints: Vec<Footprint>,
+    /// Footprint index by entity id.
+    pub footprint_index: HashMap<String, usize>,
+    /// The footprints filed by ground cell, for picking.
+    pub building_grid: BuildingGrid,
 }
 
 fn number(e: &Entity, attribute: &str) -> Option<f64> {
@@ -285,7 +315,14 @@ impl Scene {
                 (Shape::Polygon(ps), "Building") => {
                     let h = geometry.height_m.max(number(e, "height").unwrap_or(0.0)).max(3.0) as f32;
                     let r = ring(ps);
-                    scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    let vertices = scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    scene.footprint_index.insert(e.header.id.to_string(), scene.footprints.len());
+                    scene.footprints.push(Footprint {
+                        id: e.header.id.to_string(),
+                        ring: r.iter().map(|p| Vec2::new(p[0] as f32, -p[1] as f32)).collect(),
+                        height_m: h,
+                        vertices,
+                    });
                     max_height = max_height.max(h);
                     let c = centroid(&r);
                     towers.push((h, Vec3::new(c[0] as f32, 0.0, -c[1] as f32)));
@@ -321,7 +358,66 @@ impl Scene {
         }
         scene.bounds =
             (Vec3::new(lo[0] as f32, 0.0, -hi[1] as f32), Vec3::new(hi[0] as f32, max_height, -lo[1] as f32));
+        scene.building_grid = BuildingGrid::build(&scene.footprints);
         scene
+    }
+
+    /// A sensor glyph or a building by entity id.
+    pub fn find(&self, entity_id: &str) -> Option<Picked> {
+        self.glyph_index
+            .get(entity_id)
+            .map(|i| Picked::Sensor(*i))
+            .or_else(|| self.footprint_index.get(entity_id).map(|i| Picked::Building(*i)))
+    }
+
+    /// The entity id of what was picked.
+    pub fn id_of(&self, picked: Picked) -> Option<&str> {
+        match picked {
+            Picked::Sensor(i) => self.glyph_ids.get(i).map(String::as_str),
+            Picked::Building(i) => self.footprints.get(i).map(|f| f.id.as_str()),
+        }
+    }
+
+    /// A point to look at for what was picked (a glyph's middle, a roof's centre) and a good distance.
+    pub fn focus(&self, picked: Picked) -> Option<(Vec3, f32)> {
+        match picked {
+            Picked::Sensor(i) => self.glyphs.get(i).map(|g| (Vec3::from(g.center) + Vec3::Y * g.size, 250.0)),
+            Picked::Building(i) => self.footprints.get(i).map(|f| {
+                let (lo, hi) = f.bounds();
+                (f.roof_center(), (hi - lo).length().max(f.height_m) * 3.0 + 100.0)
+            }),
+        }
+    }
+
+    /// The selected building's vertices, recoloured: written over its range of the buildings mesh.
+    pub fn highlighted_building(&self, index: usize) -> Option<(u32, Vec<Vertex>)> {
+        let f = self.footprints.get(index)?;
+        let vertices = self.buildings.vertices.get(f.vertices.start as usize..f.vertices.end as usize)?;
+        let (roof, wall) = (rgb(palette::SELECTION), rgb(palette::SELECTION_WALL));
+        let recoloured =
+            vertices.iter().map(|v| Vertex { color: if v.normal[1] > 0.5 { roof } else { wall }, ..*v }).collect();
+        Some((f.vertices.start, recoloured))
+    }
+
+    /// The selected building's own vertices, to restore when it is no longer selected.
+    pub fn building_vertices(&self, index: usize) -> Option<(u32, &[Vertex])> {
+        let f = self.footprints.get(index)?;
+        Some((f.vertices.start, self.buildings.vertices.get(f.vertices.start as usize..f.vertices.end as usize)?))
+    }
+
+    /// A beacon over the selected sensor: a thin mast from its top and a box on the mast, in the selection
+    /// colour, so the glyph keeps its live colour and still shows which one is selected.
+    pub fn sensor_beacon(&self, index: usize) -> Option<Mesh> {
+        let g = self.glyphs.get(index)?;
+        let base = Vec3::from(g.center) + Vec3::Y * (2.0 * g.size);
+        let mast = g.size * 0.15;
+        let top = base + Vec3::Y * (g.size * 6.0);
+        let head = g.size * 0.9;
+        let mut mesh = Mesh::default();
+        let color = rgb(palette::SELECTION);
+        mesh.push_box(base - Vec3::new(mast, 0.0, mast), top + Vec3::new(mast, 0.0, mast), color);
+        mesh.push_box(top - Vec3::new(head, 0.0, head), top + Vec3::new(head, 2.0 * head, head), color);
+        Some(mesh)
     }
 
     /// A landmark by key.

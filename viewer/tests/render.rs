@@ -1,5 +1,6 @@
 //! Render tests on whatever adapter the machine has (lavapipe in CI): they fail, never skip, when there is
-//! none. They assert on the pixels: not blank, water where the river is, buildings in the CBD.
+//! none. They assert on the pixels: not blank, water where the river is, buildings in the CBD, a picked
+//! building in the selection colour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng};
 use twin_model::{Entity, Shape};
 use viewer::{
     camera::Camera,
+    pick::{Pickable, Picked, pick_counted},
     render::{Gpu, Image},
     scene::{Layer, Scene, palette},
     snapshot,
@@ -33,7 +35,7 @@ fn fixture() -> &'static Fixture {
 fn render(camera: &str, hidden: &[Layer]) -> (Camera, Image) {
     let f = fixture();
     let cam = Camera::preset(&f.scene, camera).unwrap();
-    (cam, snapshot::render(&f.gpu, &f.scene, &cam, 480, 270, hidden).unwrap())
+    (cam, snapshot::render(&f.gpu, &f.scene, &cam, (480, 270), hidden, None).unwrap())
 }
 
 fn is_water(p: [u8; 4]) -> bool {
@@ -123,4 +125,48 @@ fn orange_isle_is_a_landmark_in_the_river() {
         let p = image.pixel(x as u32, y as u32).unwrap();
         assert!(is_water(p), "{dx} m from the isle's centre is the river: {p:?}");
     }
+}
+
+/// The selection's pink (palette::SELECTION), lit or in shade; no AQI red, roof or water passes.
+fn is_selection(p: [u8; 4]) -> bool {
+    let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+    r > g + 90 && b > g + 40
+}
+
+#[test]
+fn a_picked_building_is_highlighted_where_it_was_clicked() {
+    let f = fixture();
+    let cam = Camera::preset(&f.scene, "cbd").unwrap();
+    let size = (480, 270);
+    // Click around the middle of the CBD view until a click lands on a building (most do).
+    let (at, building, cost) = (0..40)
+        .map(|k| (240.0 + (k % 8) as f32 * 9.0, 135.0 + (k / 8) as f32 * 11.0))
+        .find_map(|at| match pick_counted(&f.scene, &cam, size, at, Pickable { buildings: true, sensors: false }) {
+            (Some(Picked::Building(i)), cost) => Some((at, i, cost)),
+            _ => None,
+        })
+        .expect("a building near the middle of the CBD view");
+    assert!(cost.buildings_tested < 200, "a pick among 75,000 buildings tested {}", cost.buildings_tested);
+    let plain = snapshot::render(&f.gpu, &f.scene, &cam, size, &[], None).unwrap();
+    let picked = Some(Picked::Building(building));
+    let lit = snapshot::render(&f.gpu, &f.scene, &cam, size, &[], picked).unwrap();
+    let (x, y) = (at.0 as u32, at.1 as u32);
+    assert!(!is_selection(plain.pixel(x, y).unwrap()), "nothing is selected: {:?}", plain.pixel(x, y));
+    assert!(is_selection(lit.pixel(x, y).unwrap()), "the clicked pixel shows the selection: {:?}", lit.pixel(x, y));
+    // Only that building changes: a small share of the picture, all of it in the selection colour.
+    let changed: Vec<[u8; 4]> = lit
+        .pixels
+        .chunks(4)
+        .zip(plain.pixels.chunks(4))
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.try_into().unwrap())
+        .collect();
+    let share = changed.len() as f64 / f64::from(size.0 * size.1);
+    assert!(changed.len() >= 4 && share < 0.1, "{} pixels changed", changed.len());
+    let coloured = changed.iter().filter(|p| is_selection(**p)).count();
+    assert!(
+        coloured * 10 >= changed.len() * 8,
+        "{coloured} of {} changed pixels are selection-coloured",
+        changed.len()
+    );
 }
