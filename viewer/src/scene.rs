@@ -3,8 +3,16 @@
 //! The static layers (ground, terrain, parks, water, roads and district boundaries, extruded buildings) are merged into one
 //! [`Mesh`] per layer, each drawn in one call; every sensor or device with a point becomes one
 //! [`Glyph`] instance, all drawn in one instanced call. Layers lie at small fixed heights so they never
-//! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads.
-//! Which entity is which comes from the catalog types of the data, not from any one city.
+//! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads < district
+//! boundaries. Which entity is which comes from the catalog types of the data, not from any one city.
+//!
+//! Edge boxes (`EdgeNode`) stand out from the sensors they feed: a glyph [`EDGE_GLYPH_SIZE`] wide, and a
+//! map marker in the colour of its link state: a dot and a ring on the ground around it and a line to the
+//! centre of its district (`refDistrict`). A marker keeps its size on screen (about 26 pixels across,
+//! never smaller than a few dozen metres up close) and is drawn over everything, so a box shows in the
+//! whole-city view and behind towers. Markers live in a small [`Scene::edge_overlay`] mesh whose vertices
+//! hold an anchor and an offset in marker units (see [`MARKER_FLOOR_M`]), rebuilt whenever a box's state
+//! changes.
 
 use std::{collections::HashMap, ops::Range};
 
@@ -95,6 +103,39 @@ impl Mesh {
         first..self.vertices.len() as u32
     }
 
+    /// A marker quad: four corners at `anchors`, each moved by its `offsets` (marker units, scaled on the
+    /// GPU). Marker vertices carry the offset where other meshes carry the normal.
+    fn push_marker_quad(&mut self, anchors: [Vec3; 4], offsets: [Vec3; 4], color: [f32; 4]) {
+        let base = self.vertices.len() as u32;
+        for (pos, offset) in anchors.into_iter().zip(offsets) {
+            self.vertices.push(Vertex { pos: pos.into(), normal: offset.into(), color });
+        }
+        self.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+    }
+
+    /// A flat marker ring around `anchor`, between `inner` and `outer` marker units (a disc if `inner` is 0).
+    fn push_marker_ring(&mut self, anchor: Vec3, inner: f32, outer: f32, color: [f32; 4]) {
+        const SEGMENTS: usize = 32;
+        for i in 0..SEGMENTS {
+            let dir = |k: usize| {
+                let angle = (k % SEGMENTS) as f32 / SEGMENTS as f32 * std::f32::consts::TAU;
+                Vec3::new(angle.cos(), 0.0, angle.sin())
+            };
+            let (a, b) = (dir(i), dir(i + 1));
+            self.push_marker_quad([anchor; 4], [a * inner, a * outer, b * outer, b * inner], color);
+        }
+    }
+
+    /// A flat marker line from `from` to `to`, `width` marker units wide.
+    fn push_marker_line(&mut self, from: Vec3, to: Vec3, width: f32, color: [f32; 4]) {
+        let along = to - from;
+        if along.length_squared() < 1e-6 {
+            return;
+        }
+        let side = Vec3::new(-along.z, 0.0, along.x).normalize() * (width / 2.0);
+        self.push_marker_quad([from, to, to, from], [-side, -side, side, side], color);
+    }
+
     /// An upright box (a beacon's parts): `lo` and `hi` are opposite corners.
     fn push_box(&mut self, lo: Vec3, hi: Vec3, color: [f32; 4]) {
         let (a, b) = (lo, hi);
@@ -145,10 +186,25 @@ const WATER_Y: f32 = 0.4;
 const PARK_Y: f32 = 0.8;
 const ROAD_Y: f32 = 1.2;
 const BOUNDARY_Y: f32 = 1.6;
+const EDGE_Y: f32 = 2.0;
 /// District boundaries are drawn this wide, in metres.
 const BOUNDARY_WIDTH: f32 = 30.0;
 /// A sensor glyph's width in metres.
 pub const GLYPH_SIZE: f32 = 8.0;
+/// An edge box's glyph width in metres: two and a half sensors, so a box stands out among what it feeds.
+pub const EDGE_GLYPH_SIZE: f32 = 20.0;
+/// A marker unit is a pixel, but never less than this many metres: far away a marker keeps its size on
+/// screen (the whole-city view is about 20 metres a pixel, where a box itself is one pixel); up close it
+/// keeps its size on the ground and does not swamp the street.
+pub const MARKER_FLOOR_M: f32 = 4.0;
+/// An edge box's marker: the dot's radius, then the ring's inner and outer radius, in marker units.
+pub const EDGE_MARKER_UNITS: (f32, f32, f32) = (4.0, 9.0, 13.0);
+/// The width of the line from an edge box to its district's centre, in marker units.
+pub const EDGE_LINK_UNITS: f32 = 3.0;
+/// The catalog type of edge boxes.
+pub const EDGE_NODE: &str = "EdgeNode";
+/// An edge box's colour before it reports its link state (sRGB): grey, the state is unknown.
+pub const EDGE_UNREPORTED: (u8, u8, u8) = (150, 150, 160);
 
 /// An sRGB colour as linear RGBA.
 pub fn srgb(r: u8, g: u8, b: u8) -> [f32; 4] {
@@ -201,7 +257,7 @@ pub fn glyph_color(entity_type: &str) -> [f32; 4] {
         "Streetlight" | "Substation" | "PhotovoltaicMeasurement" | "EVChargingStation" => srgb(250, 215, 40),
         "WasteContainer" => srgb(140, 90, 50),
         "RiverGauge" | "RainGauge" | "RetentionPark" => srgb(30, 60, 220),
-        "EdgeNode" => srgb(200, 40, 200),
+        EDGE_NODE => srgb(EDGE_UNREPORTED.0, EDGE_UNREPORTED.1, EDGE_UNREPORTED.2),
         _ => srgb(220, 60, 60),
     }
 }
@@ -215,6 +271,15 @@ pub struct Landmark {
     pub center: Vec3,
     /// Its radius in metres.
     pub radius: f32,
+}
+
+/// An edge box: its glyph and where its link line goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeBox {
+    /// Its glyph index.
+    pub glyph: usize,
+    /// The centre of its district (`refDistrict`) on the ground, if the district is in the scene.
+    pub district_center: Option<Vec3>,
 }
 
 /// Everything the renderer draws, built once from the static entities.
@@ -244,6 +309,8 @@ pub struct Scene {
     pub footprint_index: HashMap<String, usize>,
     /// The footprints filed by ground cell, for picking.
     pub building_grid: BuildingGrid,
+    /// The edge boxes among the glyphs.
+    pub edges: Vec<EdgeBox>,
 }
 
 fn number(e: &Entity, attribute: &str) -> Option<f64> {
@@ -295,6 +362,8 @@ impl Scene {
         scene.land.push_polygon(&ground, GROUND_Y, rgb(palette::GROUND));
         let mut max_height = 0.0f32;
         let mut towers: Vec<(f32, Vec3)> = Vec::new();
+        let mut district_centers: HashMap<&str, Vec3> = HashMap::new();
+        let mut edge_districts: Vec<(usize, Option<&str>)> = Vec::new();
         let ring = |ps: &[GeoPoint]| ps.iter().map(|p| proj.to_plane(*p)).collect::<Vec<_>>();
         for e in entities {
             let Some(geometry) = e.header.geometry.as_ref() else { continue };
@@ -329,6 +398,8 @@ impl Scene {
                 }
                 (Shape::Polygon(ps), "District") => {
                     let mut closed = ring(ps);
+                    let c = centroid(&closed);
+                    district_centers.insert(e.header.id.as_str(), Vec3::new(c[0] as f32, EDGE_Y, -c[1] as f32));
                     if let Some(first) = closed.first().copied() {
                         closed.push(first);
                     }
@@ -343,7 +414,14 @@ impl Scene {
                     scene.glyph_index.insert(e.header.id.to_string(), scene.glyphs.len());
                     scene.glyph_ids.push(e.header.id.to_string());
                     let color = live_color(t, |a| e.reported(a)).unwrap_or_else(|| glyph_color(t));
-                    scene.glyphs.push(Glyph { center: center.into(), size: GLYPH_SIZE, color });
+                    let size = if t == EDGE_NODE {
+                        let district = e.header.relationships.iter().find(|(k, _)| k.as_str() == "refDistrict");
+                        edge_districts.push((scene.glyphs.len(), district.map(|(_, id)| id.as_str())));
+                        EDGE_GLYPH_SIZE
+                    } else {
+                        GLYPH_SIZE
+                    };
+                    scene.glyphs.push(Glyph { center: center.into(), size, color });
                 }
                 _ => {}
             }
@@ -358,8 +436,39 @@ impl Scene {
         }
         scene.bounds =
             (Vec3::new(lo[0] as f32, 0.0, -hi[1] as f32), Vec3::new(hi[0] as f32, max_height, -lo[1] as f32));
+        // Districts may come after the boxes in the listing: link them once all are known.
+        scene.edges = edge_districts
+            .into_iter()
+            .map(|(glyph, district)| EdgeBox {
+                glyph,
+                district_center: district.and_then(|d| district_centers.get(d).copied()),
+            })
+            .collect();
         scene.building_grid = BuildingGrid::build(&scene.footprints);
         scene
+    }
+
+    /// The edge boxes' markers (dot, ring, link line) in their glyphs' current colours: a marker mesh,
+    /// its vertices' normals holding offsets in marker units. About 130 triangles a box: cheap to rebuild
+    /// when a link state changes.
+    pub fn edge_overlay(&self) -> Mesh {
+        let mut mesh = Mesh::default();
+        let (dot, inner, outer) = EDGE_MARKER_UNITS;
+        for edge in &self.edges {
+            let Some(glyph) = self.glyphs.get(edge.glyph) else { continue };
+            let at = Vec3::new(glyph.center[0], EDGE_Y, glyph.center[2]);
+            if let Some(to) = edge.district_center {
+                mesh.push_marker_line(at, to, EDGE_LINK_UNITS, glyph.color);
+            }
+            mesh.push_marker_ring(at, 0.0, dot, glyph.color);
+            mesh.push_marker_ring(at, inner, outer, glyph.color);
+        }
+        mesh
+    }
+
+    /// Whether glyph `index` is an edge box's.
+    pub fn is_edge_glyph(&self, index: usize) -> bool {
+        self.edges.iter().any(|e| e.glyph == index)
     }
 
     /// A sensor glyph or a building by entity id.

@@ -33,7 +33,7 @@ use crate::{
     live::{LiveEvent, LiveState, follow, merge_change},
     pick::{Pickable, pick},
     render::{CityRenderer, FrameTargets, Gpu, RenderError},
-    scene::{Layer, Scene, palette},
+    scene::{EDGE_NODE, Layer, Scene, palette},
     style::legend,
 };
 
@@ -410,6 +410,13 @@ impl App {
             for (label, (r, g, b)) in legend("AirQualityObserved") {
                 ui.colored_label(egui::Color32::from_rgb(r, g, b), label.to_string());
             }
+            ui.label(
+                "Edge boxes: a dot in a ring, drawn over everything, and a line to its district's centre, in the \
+                 colour of its link to the cloud:",
+            );
+            for (label, (r, g, b)) in edge_legend() {
+                ui.colored_label(egui::Color32::from_rgb(r, g, b), label);
+            }
             ui.label("drag: orbit / right-drag: pan / wheel: zoom / click: pick a sensor or building");
         });
     }
@@ -480,6 +487,14 @@ impl App {
         gfx.gpu.queue.present(frame);
         self.gfx = Some(gfx);
     }
+}
+
+/// The edge boxes' legend: their link states, and the colour of a box that has not reported yet.
+fn edge_legend() -> Vec<(String, (u8, u8, u8))> {
+    let mut entries: Vec<(String, (u8, u8, u8))> =
+        legend(EDGE_NODE).into_iter().map(|(label, colour)| (label.to_owned(), colour)).collect();
+    entries.push(("no report yet".into(), crate::scene::EDGE_UNREPORTED));
+    entries
 }
 
 /// One line of the attribute panel.
@@ -648,5 +663,11 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_edge_legend_names_every_link_state_and_the_colour_before_the_first_report() {
+        let labels: Vec<String> = edge_legend().into_iter().map(|(l, _)| l).collect();
+        assert_eq!(labels, ["connected", "degraded", "disconnected", "no report yet"]);
     }
 }
