@@ -2,7 +2,7 @@
 
 use glam::{Mat4, Vec3, Vec4};
 
-use crate::scene::Scene;
+use crate::{pick::Ray, scene::Scene};
 
 /// An orbit camera.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +73,20 @@ impl Camera {
         Some(((ndc.x + 1.0) / 2.0 * width as f32, (1.0 - ndc.y) / 2.0 * height as f32))
     }
 
+    /// The ray from the eye through pixel `at` (x right, y down) of a `width` x `height` image: the
+    /// inverse of [`Camera::to_pixel`], for picking.
+    pub fn ray(&self, at: (f32, f32), width: u32, height: u32) -> Ray {
+        let eye = self.eye();
+        let f = (self.target - eye).normalize();
+        let s = f.cross(Vec3::Y).normalize();
+        let u = s.cross(f);
+        let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+        let (nx, ny) = (at.0 / w * 2.0 - 1.0, 1.0 - at.1 / h * 2.0);
+        let tan = (self.fov_y / 2.0).tan();
+        let dir = (f + s * (nx * tan * w / h) + u * (ny * tan)).normalize();
+        Ray { origin: eye, dir }
+    }
+
     /// A camera framing a circle of `radius` around `center`, looking north at `pitch_deg`.
     pub fn framing(center: Vec3, radius: f32, pitch_deg: f32) -> Camera {
         let fov_y = 40f32.to_radians();
@@ -115,5 +129,16 @@ mod tests {
         assert!(y_north < 300.0, "north is up the picture: {y_north}");
         let (x_east, _) = cam.to_pixel(cam.target + Vec3::new(200.0, 0.0, 0.0), 800, 600).unwrap();
         assert!(x_east > 400.0, "east is right: {x_east}");
+    }
+
+    #[test]
+    fn a_pixel_ray_passes_through_what_projects_to_that_pixel() {
+        let cam = Camera { target: Vec3::new(30.0, 0.0, 70.0), distance: 900.0, heading: 0.7, pitch: 0.5, fov_y: 0.8 };
+        for p in [Vec3::new(0.0, 0.0, 0.0), Vec3::new(200.0, 40.0, -100.0), Vec3::new(-150.0, 5.0, 300.0)] {
+            let (x, y) = cam.to_pixel(p, 640, 360).unwrap();
+            let ray = cam.ray((x, y), 640, 360);
+            let t = (p - ray.origin).dot(ray.dir);
+            assert!(ray.at(t).distance(p) < 0.05, "{p}: the ray misses by {}", ray.at(t).distance(p));
+        }
     }
 }

@@ -5,6 +5,8 @@
 //! - [`scene`]: turns entities into GPU-ready geometry: one merged mesh for the static layers (ground,
 //!   terrain, parks, water, roads, extruded buildings) and one instance per sensor, so the whole city draws
 //!   in two draw calls.
+//! - [`pick`]: what is under the cursor: rays against extruded footprints through a ground grid, and
+//!   sensor glyphs on screen; sensors in front of a building win over it.
 //! - [`style`]: live colours by layer (China AQI bands, traffic speed, bin fill, lights, river alerts,
 //!   edge links) and their legends.
 //! - [`client`]: reads the city from the cloud through the public API.
@@ -22,6 +24,7 @@
 pub mod camera;
 pub mod client;
 pub mod live;
+pub mod pick;
 pub mod project;
 pub mod render;
 pub mod scene;

@@ -5,12 +5,14 @@
 //! `WatchResponse` into the glyph indices to rewrite. [`follow`] runs the stream off the render thread:
 //! it resumes after the last revision it saw when the connection drops, re-lists when the change log no
 //! longer reaches back that far, and reports the link's state so the window can show it.
+//! [`merge_change`] keeps an entity's reported and desired state current for the attribute panel, for
+//! every entity (a building as much as a sensor).
 
 use std::{collections::HashMap, time::Duration};
 
 use tokio::sync::mpsc;
 use tonic::Code;
-use twin_model::{Entity, Value};
+use twin_model::{AttrName, Entity, Reported, Value};
 use twin_proto::pb::{self, twin_service_client::TwinServiceClient};
 
 use crate::{
@@ -71,6 +73,40 @@ impl LiveState {
         self.revision = self.revision.max(response.revision);
         dirty
     }
+}
+
+/// Applies one change's attributes to `entity`'s state: a reported value replaces the known one unless it
+/// was observed earlier (the cloud's own last-writer-wins rule, so a late replay cannot roll it back); a
+/// desired value, when the change carries one, replaces the desired one. Returns whether anything changed.
+pub fn merge_change(entity: &mut Entity, change: &pb::Change) -> bool {
+    let mut changed = false;
+    let attributes = change.attributes.iter().chain(change.entity.iter().flat_map(|e| e.attributes.iter()));
+    for a in attributes {
+        let Ok(name) = AttrName::new(&a.name) else { continue };
+        let state = entity.attributes.entry(name).or_default();
+        if let Some(value) = a.reported.clone().and_then(|v| Value::try_from(v).ok())
+            && state.reported.as_ref().is_none_or(|r| r.observed_at <= a.observed_at_unix_ms)
+        {
+            state.reported = Some(Reported {
+                value,
+                observed_at: a.observed_at_unix_ms,
+                received_at: a.received_at_unix_ms,
+                revision: a.revision,
+            });
+            changed = true;
+        }
+        if let Some(value) = a.desired.clone().and_then(|v| Value::try_from(v).ok()) {
+            state.desired = Some(Reported {
+                value,
+                observed_at: a.desired_at_unix_ms,
+                received_at: a.desired_at_unix_ms,
+                revision: a.revision,
+            });
+            changed = true;
+        }
+    }
+    entity.revision = entity.revision.max(change.revision);
+    changed
 }
 
 /// What the follower tells the render thread.
@@ -210,5 +246,28 @@ mod tests {
         // Unknown entities are ignored.
         let stray = pb::WatchResponse { changes: vec![aqi_change(9, 10, 13)], revision: 13, snapshot_complete: false };
         assert!(live.apply(&mut scene, &stray).is_empty());
+    }
+
+    #[test]
+    fn the_panel_state_takes_newer_reported_values_and_desired_ones_but_never_an_older_reading() {
+        let mut e = station(0);
+        let reading = |aqi: i64, at: i64| {
+            let mut c = aqi_change(0, aqi, 5);
+            c.attributes[0].observed_at_unix_ms = at;
+            c
+        };
+        assert!(merge_change(&mut e, &reading(40, 2_000)));
+        assert_eq!(e.reported("aqi"), Some(&Value::Integer(40)));
+        // A late replay of an older reading does not roll the value back.
+        assert!(!merge_change(&mut e, &reading(300, 1_000)));
+        assert_eq!(e.reported("aqi"), Some(&Value::Integer(40)));
+        let mut desired = reading(40, 2_000);
+        desired.attributes[0].reported = None;
+        desired.attributes[0].desired = Some(pb::Value { kind: Some(pb::value::Kind::Integer(10)) });
+        desired.attributes[0].desired_at_unix_ms = 3_000;
+        assert!(merge_change(&mut e, &desired));
+        let state = &e.attributes[&AttrName::new("aqi").unwrap()];
+        assert_eq!(state.desired.as_ref().map(|d| (&d.value, d.observed_at)), Some((&Value::Integer(10), 3_000)));
+        assert_eq!(state.reported.as_ref().map(|r| r.observed_at), Some(2_000));
     }
 }

@@ -8,6 +8,7 @@ use viewer::{
     camera::{Camera, PRESETS},
     client,
     live::{LiveEvent, LiveState, follow},
+    pick::Picked,
     render::{COLOR_FORMAT, CityRenderer, Gpu, Offscreen},
     scene::{Layer, Scene},
     snapshot,
@@ -34,7 +35,8 @@ enum Command {
         /// The seed of the demonstration city, with --offline.
         #[arg(long, default_value_t = twin_city::DEFAULT_SEED)]
         seed: u64,
-        /// Camera preset: city, cbd, orange-isle (or any park's key), or entity:ID for a close look at one.
+        /// Camera preset: city, cbd, orange-isle (or any park's key), or entity:ID for a close look at one
+        /// sensor or building.
         #[arg(long, default_value = "city")]
         camera: String,
         /// Where to write the PNG.
@@ -49,6 +51,9 @@ enum Command {
         /// Layers to leave out: land, roads, buildings, sensors.
         #[arg(long = "hide", value_name = "LAYER")]
         hide: Vec<String>,
+        /// Highlight this sensor or building as if an operator had picked it.
+        #[arg(long, value_name = "ID")]
+        select: Option<String>,
     },
     /// Opens the operator window: the live city with camera, layers, search and picking.
     Window {
@@ -64,6 +69,9 @@ enum Command {
         /// The camera to start with.
         #[arg(long, default_value = "city")]
         camera: String,
+        /// Start with this sensor or building selected, the camera on it.
+        #[arg(long, value_name = "ID")]
+        select: Option<String>,
     },
     /// Follows a cloud and writes a snapshot every few seconds (for machines without a display).
     Headless {
@@ -98,14 +106,20 @@ fn layer(name: &str) -> anyhow::Result<Layer> {
     })
 }
 
-/// A preset, a landmark, or `entity:ID` for a close look at one sensor.
+/// A preset, a landmark, or `entity:ID` for a close look at one sensor or building.
 fn resolve_camera(scene: &Scene, name: &str) -> anyhow::Result<Camera> {
     match name.strip_prefix("entity:") {
-        Some(id) => {
-            let at = scene.glyph_position(id).with_context(|| format!("no sensor {id:?} in this city"))?;
-            // Aim at the glyph's middle, not its foot.
-            Ok(Camera::focus(at + glam::Vec3::Y * viewer::scene::GLYPH_SIZE, 120.0))
-        }
+        Some(id) => match scene.find(id).with_context(|| format!("no sensor or building {id:?} in this city"))? {
+            Picked::Sensor(i) => {
+                // Aim at the glyph's middle, not its foot.
+                let g = &scene.glyphs[i];
+                Ok(Camera::focus(glam::Vec3::from(g.center) + glam::Vec3::Y * g.size, 120.0))
+            }
+            building => {
+                let (at, distance) = scene.focus(building).context("a building without a footprint")?;
+                Ok(Camera::focus(at, distance))
+            }
+        },
         None => Camera::preset(scene, name).with_context(|| {
             let parks: Vec<&str> = scene.landmarks.iter().map(|l| l.key.as_str()).collect();
             format!("unknown camera {name:?}: use one of {PRESETS:?}, entity:ID or a landmark of this city {parks:?}")
@@ -115,7 +129,7 @@ fn resolve_camera(scene: &Scene, name: &str) -> anyhow::Result<Camera> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Snapshot { offline, cloud, seed, camera, out, width, height, hide } => {
+        Command::Snapshot { offline, cloud, seed, camera, out, width, height, hide, select } => {
             if !(16..=8192).contains(&width) || !(16..=8192).contains(&height) {
                 bail!("--width and --height must be within 16..=8192, got {width}x{height}");
             }
@@ -135,9 +149,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let scene = Scene::build(&entities);
             let cam = resolve_camera(&scene, &camera)?;
+            let selected = select
+                .map(|id| {
+                    scene.find(&id).with_context(|| format!("--select: no sensor or building {id:?} in this city"))
+                })
+                .transpose()?;
             let gpu = Gpu::headless()?;
             let built = started.elapsed();
-            let image = snapshot::render(&gpu, &scene, &cam, width, height, &hidden)?;
+            let image = snapshot::render(&gpu, &scene, &cam, (width, height), &hidden, selected)?;
             image.write_png(&out).with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!(
                 "viewer: {} ({width}x{height}, camera {camera}, adapter {} / {:?}) in {:.1} s (scene {:.1} s): {} building \
@@ -152,9 +171,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Window { offline, cloud, seed, camera } => {
+        Command::Window { offline, cloud, seed, camera, select } => {
             let source = if offline { Source::Offline(seed) } else { Source::Cloud(cloud) };
-            Ok(viewer::window::run(source, camera)?)
+            Ok(viewer::window::run(source, camera, select)?)
         }
         Command::Headless { cloud, dir, every, cameras, width, height } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -205,9 +224,8 @@ async fn headless(
             }
             event = events.recv() => match event {
                 Some(LiveEvent::Changes(response)) => {
-                    for i in live.apply(&mut scene, &response) {
-                        renderer.update_glyph(&gpu, i, &scene.glyphs[i]);
-                    }
+                    let dirty = live.apply(&mut scene, &response);
+                    renderer.apply(&gpu, &scene, &dirty);
                 }
                 Some(LiveEvent::Relisted(entities, revision)) => {
                     scene = Scene::build(&entities);

@@ -1,5 +1,10 @@
 //! The renderer: two pipelines (merged static meshes, instanced glyphs) over one uniform block; reversed-Z
 //! depth; 4x MSAA; and an offscreen target whose pixels can be read back for PNG snapshots and tests.
+//!
+//! A third pipeline draws the edge boxes' markers last, over everything, sized in marker units (a pixel
+//! far away, [`crate::scene::MARKER_FLOOR_M`] up close); their mesh is rebuilt when a box's link state
+//! changes. A selected sensor gets a beacon, a small mesh on the mesh pipeline; a selected building is
+//! highlighted by rewriting its own vertices in the buildings mesh, so it costs no extra draw.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +14,8 @@ use wgpu::util::DeviceExt;
 
 use crate::{
     camera::Camera,
-    scene::{Glyph, Layer, Mesh, Scene, Vertex},
+    pick::Picked,
+    scene::{Glyph, Layer, MARKER_FLOOR_M, Mesh, Scene, Vertex},
 };
 
 /// Samples per pixel.
@@ -86,6 +92,20 @@ struct Globals {
     view_proj: [[f32; 4]; 4],
     light_dir: [f32; 4],
     ambient: [f32; 4],
+    /// xyz: the eye, for marker sizes.
+    eye: [f32; 4],
+    /// x: metres a pixel covers per metre of distance; y: [`MARKER_FLOOR_M`].
+    marker: [f32; 4],
+}
+
+/// The metres one marker unit spans at `at`, seen from `camera` in an image `height_px` tall: a pixel, but
+/// never less than [`MARKER_FLOOR_M`] (the shader's `vs_marker` computes the same).
+pub fn marker_unit_m(camera: &Camera, at: Vec3, height_px: u32) -> f32 {
+    (at.distance(camera.eye()) * metres_per_pixel_per_metre(camera, height_px)).max(MARKER_FLOOR_M)
+}
+
+fn metres_per_pixel_per_metre(camera: &Camera, height_px: u32) -> f32 {
+    2.0 * (camera.fov_y / 2.0).tan() / height_px.max(1) as f32
 }
 
 /// A mesh on the GPU.
@@ -104,7 +124,8 @@ impl GpuMesh {
         let vertices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::cast_slice(&mesh.vertices),
-            usage: wgpu::BufferUsages::VERTEX,
+            // Writable: a selected building's vertices are recoloured in place.
+            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
         });
         let indices = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -146,6 +167,7 @@ const GLYPH_ATTRIBUTES: [wgpu::VertexAttribute; 3] =
 pub struct CityRenderer {
     mesh_pipeline: wgpu::RenderPipeline,
     glyph_pipeline: wgpu::RenderPipeline,
+    marker_pipeline: wgpu::RenderPipeline,
     globals: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     layers: Vec<(Layer, GpuMesh)>,
@@ -153,6 +175,9 @@ pub struct CityRenderer {
     instances: wgpu::Buffer,
     instance_count: u32,
     hidden: BTreeSet<Layer>,
+    edges: Option<GpuMesh>,
+    beacon: Option<GpuMesh>,
+    selected: Option<Picked>,
 }
 
 impl CityRenderer {
@@ -202,7 +227,8 @@ impl CityRenderer {
             step_mode: wgpu::VertexStepMode::Instance,
             attributes: &GLYPH_ATTRIBUTES,
         };
-        let pipeline = |label: &str, entry: &str, buffers: &[Option<wgpu::VertexBufferLayout<'_>>]| {
+        // Markers are drawn last and over everything (no depth test), so a box shows behind towers.
+        let pipeline = |label: &str, entry: &str, buffers: &[Option<wgpu::VertexBufferLayout<'_>>], over: bool| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some(label),
                 layout: Some(&pipeline_layout),
@@ -216,8 +242,12 @@ impl CityRenderer {
                 primitive: wgpu::PrimitiveState { cull_mode: None, ..Default::default() },
                 depth_stencil: Some(wgpu::DepthStencilState {
                     format: DEPTH_FORMAT,
-                    depth_write_enabled: Some(true),
-                    depth_compare: Some(wgpu::CompareFunction::Greater),
+                    depth_write_enabled: Some(!over),
+                    depth_compare: Some(if over {
+                        wgpu::CompareFunction::Always
+                    } else {
+                        wgpu::CompareFunction::Greater
+                    }),
                     stencil: Default::default(),
                     bias: Default::default(),
                 }),
@@ -236,8 +266,9 @@ impl CityRenderer {
                 cache: None,
             })
         };
-        let mesh_pipeline = pipeline("meshes", "vs_mesh", &[Some(vertex_layout.clone())]);
-        let glyph_pipeline = pipeline("glyphs", "vs_glyph", &[Some(vertex_layout), Some(glyph_layout)]);
+        let mesh_pipeline = pipeline("meshes", "vs_mesh", &[Some(vertex_layout.clone())], false);
+        let marker_pipeline = pipeline("markers", "vs_marker", &[Some(vertex_layout.clone())], true);
+        let glyph_pipeline = pipeline("glyphs", "vs_glyph", &[Some(vertex_layout), Some(glyph_layout)], false);
         let layers = [(Layer::Land, &scene.land), (Layer::Roads, &scene.roads), (Layer::Buildings, &scene.buildings)]
             .into_iter()
             .filter_map(|(layer, mesh)| GpuMesh::upload(device, "layer", mesh).map(|m| (layer, m)))
@@ -252,6 +283,7 @@ impl CityRenderer {
         CityRenderer {
             mesh_pipeline,
             glyph_pipeline,
+            marker_pipeline,
             globals,
             bind_group,
             layers,
@@ -259,7 +291,60 @@ impl CityRenderer {
             instances,
             instance_count: scene.glyphs.len() as u32,
             hidden: BTreeSet::new(),
+            edges: GpuMesh::upload(device, "edge boxes", &scene.edge_overlay()),
+            beacon: None,
+            selected: None,
         }
+    }
+
+    /// Applies live changes: rewrites the glyphs at `dirty` (see [`crate::live::LiveState::apply`]) and, if an
+    /// edge box is among them, its ring and link line.
+    pub fn apply(&mut self, gpu: &Gpu, scene: &Scene, dirty: &[usize]) {
+        for &i in dirty {
+            if let Some(glyph) = scene.glyphs.get(i) {
+                self.update_glyph(gpu, i, glyph);
+            }
+        }
+        if dirty.iter().any(|i| scene.is_edge_glyph(*i)) {
+            self.edges = GpuMesh::upload(&gpu.device, "edge boxes", &scene.edge_overlay());
+        }
+    }
+
+    /// What is highlighted now.
+    pub fn selected(&self) -> Option<Picked> {
+        self.selected
+    }
+
+    /// Highlights `picked` (and only it): a building in the selection colour, a sensor under a beacon.
+    pub fn select(&mut self, gpu: &Gpu, scene: &Scene, picked: Option<Picked>) {
+        if self.selected == picked {
+            return;
+        }
+        let buildings = self.layers.iter().find(|(l, _)| *l == Layer::Buildings).map(|(_, m)| &m.vertices);
+        let write = |start: u32, vertices: &[Vertex]| {
+            if let Some(buffer) = buildings {
+                let offset = u64::from(start) * std::mem::size_of::<Vertex>() as u64;
+                gpu.queue.write_buffer(buffer, offset, bytemuck::cast_slice(vertices));
+            }
+        };
+        if let Some(Picked::Building(i)) = self.selected
+            && let Some((start, vertices)) = scene.building_vertices(i)
+        {
+            write(start, vertices);
+        }
+        self.beacon = None;
+        match picked {
+            Some(Picked::Building(i)) => {
+                if let Some((start, vertices)) = scene.highlighted_building(i) {
+                    write(start, &vertices);
+                }
+            }
+            Some(Picked::Sensor(i)) => {
+                self.beacon = scene.sensor_beacon(i).and_then(|m| GpuMesh::upload(&gpu.device, "beacon", &m));
+            }
+            None => {}
+        }
+        self.selected = picked;
     }
 
     /// Shows or hides a layer.
@@ -279,18 +364,20 @@ impl CityRenderer {
         }
     }
 
-    /// Sets the camera for the next draw.
-    pub fn set_camera(&self, gpu: &Gpu, camera: &Camera, aspect: f32) {
+    /// Sets the camera for the next draw into a `width` x `height` target.
+    pub fn set_camera(&self, gpu: &Gpu, camera: &Camera, width: u32, height: u32) {
         let globals = Globals {
-            view_proj: camera.view_proj(aspect).to_cols_array_2d(),
+            view_proj: camera.view_proj(width as f32 / height.max(1) as f32).to_cols_array_2d(),
             // Afternoon sun from the south-west, 50 degrees up.
             light_dir: Vec3::new(0.55, -0.77, -0.33).normalize().extend(0.0).into(),
             ambient: [0.45, 0.0, 0.0, 0.0],
+            eye: camera.eye().extend(1.0).into(),
+            marker: [metres_per_pixel_per_metre(camera, height), MARKER_FLOOR_M, 0.0, 0.0],
         };
         gpu.queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
     }
 
-    /// Records the draws: one per visible layer, one for all glyphs.
+    /// Records the draws: one per visible layer, one for a beacon, one for all glyphs, one for the markers.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>) {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.mesh_pipeline);
@@ -298,6 +385,12 @@ impl CityRenderer {
             if self.hidden.contains(layer) {
                 continue;
             }
+            pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+            pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..mesh.count, 0, 0..1);
+        }
+        // The selected sensor's beacon and the edge boxes' markers belong to the sensors layer.
+        if let Some(mesh) = self.beacon.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors)) {
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..mesh.count, 0, 0..1);
@@ -310,6 +403,12 @@ impl CityRenderer {
             pass.set_vertex_buffer(1, self.instances.slice(..));
             pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
+        }
+        if let Some(markers) = self.edges.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors)) {
+            pass.set_pipeline(&self.marker_pipeline);
+            pass.set_vertex_buffer(0, markers.vertices.slice(..));
+            pass.set_index_buffer(markers.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..markers.count, 0, 0..1);
         }
     }
 }
@@ -403,7 +502,7 @@ impl FrameTargets {
         city: &CityRenderer,
         camera: &Camera,
     ) {
-        city.set_camera(gpu, camera, self.width as f32 / self.height.max(1) as f32);
+        city.set_camera(gpu, camera, self.width, self.height);
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("city"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {

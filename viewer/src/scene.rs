@@ -3,16 +3,29 @@
 //! The static layers (ground, terrain, parks, water, roads and district boundaries, extruded buildings) are merged into one
 //! [`Mesh`] per layer, each drawn in one call; every sensor or device with a point becomes one
 //! [`Glyph`] instance, all drawn in one instanced call. Layers lie at small fixed heights so they never
-//! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads.
-//! Which entity is which comes from the catalog types of the data, not from any one city.
+//! fight for depth: ground < terrain < water < parks (Orange Isle lies in the river) < roads < district
+//! boundaries. Which entity is which comes from the catalog types of the data, not from any one city.
+//!
+//! Edge boxes (`EdgeNode`) stand out from the sensors they feed: a glyph [`EDGE_GLYPH_SIZE`] wide, and a
+//! map marker in the colour of its link state: a dot and a ring on the ground around it and a line to the
+//! centre of its district (`refDistrict`). A marker keeps its size on screen (about 26 pixels across,
+//! never smaller than a few dozen metres up close) and is drawn over everything, so a box shows in the
+//! whole-city view and behind towers. Markers live in a small [`Scene::edge_overlay`] mesh whose vertices
+//! hold an anchor and an offset in marker units (see [`MARKER_FLOOR_M`]), rebuilt whenever a box's state
+//! changes.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 use bytemuck::{Pod, Zeroable};
-use glam::Vec3;
+use glam::{Vec2, Vec3};
 use twin_model::{BoundingBox, Entity, GeoPoint, Shape, Value};
 
-use crate::{project::Projection, style::live_color, triangulate::triangulate};
+use crate::{
+    pick::{BuildingGrid, Footprint, Picked},
+    project::Projection,
+    style::live_color,
+    triangulate::triangulate,
+};
 
 /// A vertex of the merged meshes.
 #[repr(C)]
@@ -67,8 +80,10 @@ impl Mesh {
         self.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
     }
 
-    /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal.
-    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) {
+    /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal. Returns
+    /// the range of its vertices.
+    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) -> Range<u32> {
+        let first = self.vertices.len() as u32;
         self.push_polygon(ring, height, roof);
         let n = ring.len();
         let ccw =
@@ -85,6 +100,51 @@ impl Mesh {
             let up = Vec3::new(0.0, height, 0.0);
             self.push_quad([pa, pb, pb + up, pa + up], normal, wall);
         }
+        first..self.vertices.len() as u32
+    }
+
+    /// A marker quad: four corners at `anchors`, each moved by its `offsets` (marker units, scaled on the
+    /// GPU). Marker vertices carry the offset where other meshes carry the normal.
+    fn push_marker_quad(&mut self, anchors: [Vec3; 4], offsets: [Vec3; 4], color: [f32; 4]) {
+        let base = self.vertices.len() as u32;
+        for (pos, offset) in anchors.into_iter().zip(offsets) {
+            self.vertices.push(Vertex { pos: pos.into(), normal: offset.into(), color });
+        }
+        self.indices.extend_from_slice(&[base, base + 1, base + 2, base, base + 2, base + 3]);
+    }
+
+    /// A flat marker ring around `anchor`, between `inner` and `outer` marker units (a disc if `inner` is 0).
+    fn push_marker_ring(&mut self, anchor: Vec3, inner: f32, outer: f32, color: [f32; 4]) {
+        const SEGMENTS: usize = 32;
+        for i in 0..SEGMENTS {
+            let dir = |k: usize| {
+                let angle = (k % SEGMENTS) as f32 / SEGMENTS as f32 * std::f32::consts::TAU;
+                Vec3::new(angle.cos(), 0.0, angle.sin())
+            };
+            let (a, b) = (dir(i), dir(i + 1));
+            self.push_marker_quad([anchor; 4], [a * inner, a * outer, b * outer, b * inner], color);
+        }
+    }
+
+    /// A flat marker line from `from` to `to`, `width` marker units wide.
+    fn push_marker_line(&mut self, from: Vec3, to: Vec3, width: f32, color: [f32; 4]) {
+        let along = to - from;
+        if along.length_squared() < 1e-6 {
+            return;
+        }
+        let side = Vec3::new(-along.z, 0.0, along.x).normalize() * (width / 2.0);
+        self.push_marker_quad([from, to, to, from], [-side, -side, side, side], color);
+    }
+
+    /// An upright box (a beacon's parts): `lo` and `hi` are opposite corners.
+    fn push_box(&mut self, lo: Vec3, hi: Vec3, color: [f32; 4]) {
+        let (a, b) = (lo, hi);
+        let c = |x: f32, y: f32, z: f32| Vec3::new(x, y, z);
+        self.push_quad([c(a.x, b.y, b.z), c(b.x, b.y, b.z), c(b.x, b.y, a.z), c(a.x, b.y, a.z)], Vec3::Y, color);
+        self.push_quad([c(a.x, a.y, b.z), c(b.x, a.y, b.z), c(b.x, b.y, b.z), c(a.x, b.y, b.z)], Vec3::Z, color);
+        self.push_quad([c(b.x, a.y, a.z), c(a.x, a.y, a.z), c(a.x, b.y, a.z), c(b.x, b.y, a.z)], Vec3::NEG_Z, color);
+        self.push_quad([c(b.x, a.y, b.z), c(b.x, a.y, a.z), c(b.x, b.y, a.z), c(b.x, b.y, b.z)], Vec3::X, color);
+        self.push_quad([c(a.x, a.y, a.z), c(a.x, a.y, b.z), c(a.x, b.y, b.z), c(a.x, b.y, a.z)], Vec3::NEG_X, color);
     }
 
     /// A flat strip along a polyline (a road).
@@ -126,10 +186,25 @@ const WATER_Y: f32 = 0.4;
 const PARK_Y: f32 = 0.8;
 const ROAD_Y: f32 = 1.2;
 const BOUNDARY_Y: f32 = 1.6;
+const EDGE_Y: f32 = 2.0;
 /// District boundaries are drawn this wide, in metres.
 const BOUNDARY_WIDTH: f32 = 30.0;
 /// A sensor glyph's width in metres.
 pub const GLYPH_SIZE: f32 = 8.0;
+/// An edge box's glyph width in metres: two and a half sensors, so a box stands out among what it feeds.
+pub const EDGE_GLYPH_SIZE: f32 = 20.0;
+/// A marker unit is a pixel, but never less than this many metres: far away a marker keeps its size on
+/// screen (the whole-city view is about 20 metres a pixel, where a box itself is one pixel); up close it
+/// keeps its size on the ground and does not swamp the street.
+pub const MARKER_FLOOR_M: f32 = 4.0;
+/// An edge box's marker: the dot's radius, then the ring's inner and outer radius, in marker units.
+pub const EDGE_MARKER_UNITS: (f32, f32, f32) = (4.0, 9.0, 13.0);
+/// The width of the line from an edge box to its district's centre, in marker units.
+pub const EDGE_LINK_UNITS: f32 = 3.0;
+/// The catalog type of edge boxes.
+pub const EDGE_NODE: &str = "EdgeNode";
+/// An edge box's colour before it reports its link state (sRGB): grey, the state is unknown.
+pub const EDGE_UNREPORTED: (u8, u8, u8) = (150, 150, 160);
 
 /// An sRGB colour as linear RGBA.
 pub fn srgb(r: u8, g: u8, b: u8) -> [f32; 4] {
@@ -156,6 +231,11 @@ pub mod palette {
     pub const ROOF: (u8, u8, u8) = (226, 220, 208);
     /// Building walls.
     pub const WALL: (u8, u8, u8) = (200, 192, 178);
+    /// The selected entity: a building's roof and walls, a sensor's beacon. No layer or live scale uses it
+    /// (the sensors' cyans, blues, yellows and reds would be mistaken for a state).
+    pub const SELECTION: (u8, u8, u8) = (255, 40, 170);
+    /// The selected building's walls: the selection colour a little darker, so its shape still reads.
+    pub const SELECTION_WALL: (u8, u8, u8) = (215, 30, 140);
 }
 
 fn rgb(c: (u8, u8, u8)) -> [f32; 4] {
@@ -177,7 +257,7 @@ pub fn glyph_color(entity_type: &str) -> [f32; 4] {
         "Streetlight" | "Substation" | "PhotovoltaicMeasurement" | "EVChargingStation" => srgb(250, 215, 40),
         "WasteContainer" => srgb(140, 90, 50),
         "RiverGauge" | "RainGauge" | "RetentionPark" => srgb(30, 60, 220),
-        "EdgeNode" => srgb(200, 40, 200),
+        EDGE_NODE => srgb(EDGE_UNREPORTED.0, EDGE_UNREPORTED.1, EDGE_UNREPORTED.2),
         _ => srgb(220, 60, 60),
     }
 }
@@ -191,6 +271,15 @@ pub struct Landmark {
     pub center: Vec3,
     /// Its radius in metres.
     pub radius: f32,
+}
+
+/// An edge box: its glyph and where its link line goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EdgeBox {
+    /// Its glyph index.
+    pub glyph: usize,
+    /// The centre of its district (`refDistrict`) on the ground, if the district is in the scene.
+    pub district_center: Option<Vec3>,
 }
 
 /// Everything the renderer draws, built once from the static entities.
@@ -214,6 +303,14 @@ pub struct Scene {
     pub bounds: (Vec3, Vec3),
     /// Points of interest (the tallest buildings' cluster, named parks).
     pub landmarks: Vec<Landmark>,
+    /// Every building as picking sees it, in the order of its vertices in `buildings`.
+    pub footprints: Vec<Footprint>,
+    /// Footprint index by entity id.
+    pub footprint_index: HashMap<String, usize>,
+    /// The footprints filed by ground cell, for picking.
+    pub building_grid: BuildingGrid,
+    /// The edge boxes among the glyphs.
+    pub edges: Vec<EdgeBox>,
 }
 
 fn number(e: &Entity, attribute: &str) -> Option<f64> {
@@ -265,6 +362,8 @@ impl Scene {
         scene.land.push_polygon(&ground, GROUND_Y, rgb(palette::GROUND));
         let mut max_height = 0.0f32;
         let mut towers: Vec<(f32, Vec3)> = Vec::new();
+        let mut district_centers: HashMap<&str, Vec3> = HashMap::new();
+        let mut edge_districts: Vec<(usize, Option<&str>)> = Vec::new();
         let ring = |ps: &[GeoPoint]| ps.iter().map(|p| proj.to_plane(*p)).collect::<Vec<_>>();
         for e in entities {
             let Some(geometry) = e.header.geometry.as_ref() else { continue };
@@ -285,13 +384,22 @@ impl Scene {
                 (Shape::Polygon(ps), "Building") => {
                     let h = geometry.height_m.max(number(e, "height").unwrap_or(0.0)).max(3.0) as f32;
                     let r = ring(ps);
-                    scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    let vertices = scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    scene.footprint_index.insert(e.header.id.to_string(), scene.footprints.len());
+                    scene.footprints.push(Footprint {
+                        id: e.header.id.to_string(),
+                        ring: r.iter().map(|p| Vec2::new(p[0] as f32, -p[1] as f32)).collect(),
+                        height_m: h,
+                        vertices,
+                    });
                     max_height = max_height.max(h);
                     let c = centroid(&r);
                     towers.push((h, Vec3::new(c[0] as f32, 0.0, -c[1] as f32)));
                 }
                 (Shape::Polygon(ps), "District") => {
                     let mut closed = ring(ps);
+                    let c = centroid(&closed);
+                    district_centers.insert(e.header.id.as_str(), Vec3::new(c[0] as f32, EDGE_Y, -c[1] as f32));
                     if let Some(first) = closed.first().copied() {
                         closed.push(first);
                     }
@@ -306,7 +414,14 @@ impl Scene {
                     scene.glyph_index.insert(e.header.id.to_string(), scene.glyphs.len());
                     scene.glyph_ids.push(e.header.id.to_string());
                     let color = live_color(t, |a| e.reported(a)).unwrap_or_else(|| glyph_color(t));
-                    scene.glyphs.push(Glyph { center: center.into(), size: GLYPH_SIZE, color });
+                    let size = if t == EDGE_NODE {
+                        let district = e.header.relationships.iter().find(|(k, _)| k.as_str() == "refDistrict");
+                        edge_districts.push((scene.glyphs.len(), district.map(|(_, id)| id.as_str())));
+                        EDGE_GLYPH_SIZE
+                    } else {
+                        GLYPH_SIZE
+                    };
+                    scene.glyphs.push(Glyph { center: center.into(), size, color });
                 }
                 _ => {}
             }
@@ -321,7 +436,97 @@ impl Scene {
         }
         scene.bounds =
             (Vec3::new(lo[0] as f32, 0.0, -hi[1] as f32), Vec3::new(hi[0] as f32, max_height, -lo[1] as f32));
+        // Districts may come after the boxes in the listing: link them once all are known.
+        scene.edges = edge_districts
+            .into_iter()
+            .map(|(glyph, district)| EdgeBox {
+                glyph,
+                district_center: district.and_then(|d| district_centers.get(d).copied()),
+            })
+            .collect();
+        scene.building_grid = BuildingGrid::build(&scene.footprints);
         scene
+    }
+
+    /// The edge boxes' markers (dot, ring, link line) in their glyphs' current colours: a marker mesh,
+    /// its vertices' normals holding offsets in marker units. About 130 triangles a box: cheap to rebuild
+    /// when a link state changes.
+    pub fn edge_overlay(&self) -> Mesh {
+        let mut mesh = Mesh::default();
+        let (dot, inner, outer) = EDGE_MARKER_UNITS;
+        for edge in &self.edges {
+            let Some(glyph) = self.glyphs.get(edge.glyph) else { continue };
+            let at = Vec3::new(glyph.center[0], EDGE_Y, glyph.center[2]);
+            if let Some(to) = edge.district_center {
+                mesh.push_marker_line(at, to, EDGE_LINK_UNITS, glyph.color);
+            }
+            mesh.push_marker_ring(at, 0.0, dot, glyph.color);
+            mesh.push_marker_ring(at, inner, outer, glyph.color);
+        }
+        mesh
+    }
+
+    /// Whether glyph `index` is an edge box's.
+    pub fn is_edge_glyph(&self, index: usize) -> bool {
+        self.edges.iter().any(|e| e.glyph == index)
+    }
+
+    /// A sensor glyph or a building by entity id.
+    pub fn find(&self, entity_id: &str) -> Option<Picked> {
+        self.glyph_index
+            .get(entity_id)
+            .map(|i| Picked::Sensor(*i))
+            .or_else(|| self.footprint_index.get(entity_id).map(|i| Picked::Building(*i)))
+    }
+
+    /// The entity id of what was picked.
+    pub fn id_of(&self, picked: Picked) -> Option<&str> {
+        match picked {
+            Picked::Sensor(i) => self.glyph_ids.get(i).map(String::as_str),
+            Picked::Building(i) => self.footprints.get(i).map(|f| f.id.as_str()),
+        }
+    }
+
+    /// A point to look at for what was picked (a glyph's middle, a roof's centre) and a good distance.
+    pub fn focus(&self, picked: Picked) -> Option<(Vec3, f32)> {
+        match picked {
+            Picked::Sensor(i) => self.glyphs.get(i).map(|g| (Vec3::from(g.center) + Vec3::Y * g.size, 250.0)),
+            Picked::Building(i) => self.footprints.get(i).map(|f| {
+                let (lo, hi) = f.bounds();
+                (f.roof_center(), (hi - lo).length().max(f.height_m) * 3.0 + 100.0)
+            }),
+        }
+    }
+
+    /// The selected building's vertices, recoloured: written over its range of the buildings mesh.
+    pub fn highlighted_building(&self, index: usize) -> Option<(u32, Vec<Vertex>)> {
+        let f = self.footprints.get(index)?;
+        let vertices = self.buildings.vertices.get(f.vertices.start as usize..f.vertices.end as usize)?;
+        let (roof, wall) = (rgb(palette::SELECTION), rgb(palette::SELECTION_WALL));
+        let recoloured =
+            vertices.iter().map(|v| Vertex { color: if v.normal[1] > 0.5 { roof } else { wall }, ..*v }).collect();
+        Some((f.vertices.start, recoloured))
+    }
+
+    /// The selected building's own vertices, to restore when it is no longer selected.
+    pub fn building_vertices(&self, index: usize) -> Option<(u32, &[Vertex])> {
+        let f = self.footprints.get(index)?;
+        Some((f.vertices.start, self.buildings.vertices.get(f.vertices.start as usize..f.vertices.end as usize)?))
+    }
+
+    /// A beacon over the selected sensor: a thin mast from its top and a box on the mast, in the selection
+    /// colour, so the glyph keeps its live colour and still shows which one is selected.
+    pub fn sensor_beacon(&self, index: usize) -> Option<Mesh> {
+        let g = self.glyphs.get(index)?;
+        let base = Vec3::from(g.center) + Vec3::Y * (2.0 * g.size);
+        let mast = g.size * 0.15;
+        let top = base + Vec3::Y * (g.size * 6.0);
+        let head = g.size * 0.9;
+        let mut mesh = Mesh::default();
+        let color = rgb(palette::SELECTION);
+        mesh.push_box(base - Vec3::new(mast, 0.0, mast), top + Vec3::new(mast, 0.0, mast), color);
+        mesh.push_box(top - Vec3::new(head, 0.0, head), top + Vec3::new(head, 2.0 * head, head), color);
+        Some(mesh)
     }
 
     /// A landmark by key.

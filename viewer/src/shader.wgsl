@@ -1,5 +1,5 @@
-// The city's two pipelines: merged static meshes, and instanced sensor glyphs. Directional light plus
-// ambient, in linear colour (the target is sRGB).
+// The city's pipelines: merged static meshes, instanced sensor glyphs, and screen-sized markers.
+// Directional light plus ambient, in linear colour (the target is sRGB).
 
 struct Globals {
     view_proj: mat4x4<f32>,
@@ -7,6 +7,10 @@ struct Globals {
     light_dir: vec4<f32>,
     // x: ambient fraction.
     ambient: vec4<f32>,
+    // xyz: the eye.
+    eye: vec4<f32>,
+    // x: metres a pixel covers per metre of distance; y: the fewest metres a marker unit spans.
+    marker: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> g: Globals;
@@ -46,6 +50,19 @@ fn vs_glyph(v: VertexIn, i: GlyphIn) -> VertexOut {
     out.clip = g.view_proj * vec4<f32>(world, 1.0);
     out.color = i.color;
     out.normal = v.normal;
+    return out;
+}
+
+// Markers: `pos` is the anchor, `normal` the offset in marker units; a unit is a pixel at the anchor's
+// distance, or marker.y metres when that is more, so a marker keeps its size on screen far away.
+@vertex
+fn vs_marker(v: VertexIn) -> VertexOut {
+    var out: VertexOut;
+    let unit = max(distance(v.pos, g.eye.xyz) * g.marker.x, g.marker.y);
+    out.clip = g.view_proj * vec4<f32>(v.pos + v.normal * unit, 1.0);
+    out.color = v.color;
+    // Flat on the ground: lit like any roof.
+    out.normal = vec3<f32>(0.0, 1.0, 0.0);
     return out;
 }
 

@@ -3,6 +3,10 @@
 //!
 //! Network I/O never runs on the render thread: listing and Watch run on a Tokio runtime and hand the
 //! render thread messages it drains without blocking at the start of each frame.
+//!
+//! A click picks with [`crate::pick::pick`] (a sensor glyph or a building, whichever is in front) and
+//! the panel shows that entity's attributes, reported and desired, with when each was observed; Watch
+//! keeps them current. The renderer highlights the pick.
 
 use std::{
     collections::HashMap,
@@ -26,9 +30,10 @@ use winit::{
 use crate::{
     camera::{Camera, PRESETS},
     client,
-    live::{LiveEvent, LiveState, follow},
+    live::{LiveEvent, LiveState, follow, merge_change},
+    pick::{Pickable, pick},
     render::{CityRenderer, FrameTargets, Gpu, RenderError},
-    scene::{Layer, Scene},
+    scene::{EDGE_NODE, Layer, Scene, palette},
     style::legend,
 };
 
@@ -52,11 +57,13 @@ pub enum WindowError {
     Runtime(#[from] std::io::Error),
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run(source: Source, camera: String) -> Result<(), WindowError> {
+/// Opens the window and runs until it is closed; `select` names an entity to select (and look at) once the
+/// city is loaded.
+pub fn run(source: Source, camera: String, select: Option<String>) -> Result<(), WindowError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let event_loop = EventLoop::new()?;
     let mut app = App::new(source, camera, runtime);
+    app.selected = select;
     event_loop.run_app(&mut app)?;
     Ok(())
 }
@@ -235,8 +242,12 @@ impl App {
                 LiveEvent::Disconnected(why) => self.link = Link::Lost(why),
                 LiveEvent::Changes(response) => {
                     if let (Some(city), Some(gfx)) = (self.city.as_mut(), self.gfx.as_ref()) {
-                        for i in city.live.apply(&mut city.scene, &response) {
-                            city.renderer.update_glyph(&gfx.gpu, i, &city.scene.glyphs[i]);
+                        let dirty = city.live.apply(&mut city.scene, &response);
+                        city.renderer.apply(&gfx.gpu, &city.scene, &dirty);
+                        for change in &response.changes {
+                            if let Some(entity) = city.entities.get_mut(&change.entity_id) {
+                                merge_change(entity, change);
+                            }
                         }
                     }
                 }
@@ -256,7 +267,14 @@ impl App {
         if self.city.is_none() {
             self.camera =
                 Camera::preset(&scene, &self.preset).or_else(|| Camera::preset(&scene, "city")).unwrap_or(self.camera);
+            // Started with `--select`: look at it.
+            let selected = self.selected.as_deref().and_then(|id| scene.find(id));
+            if let Some((at, distance)) = selected.and_then(|s| scene.focus(s)) {
+                self.camera = Camera::focus(at, distance);
+            }
         }
+        // A re-listed city keeps the selection, if the entity is still there.
+        renderer.select(&gfx.gpu, &scene, self.selected.as_deref().and_then(|id| scene.find(id)));
         let entities = entities.into_iter().map(|e| (e.header.id.to_string(), e)).collect();
         self.city = Some(City { scene, live, renderer, entities });
         match &self.source {
@@ -271,20 +289,28 @@ impl App {
     }
 
     fn pick(&mut self, at: (f64, f64)) {
-        let (Some(city), Some(gfx)) = (self.city.as_ref(), self.gfx.as_ref()) else { return };
-        let (w, h) = (gfx.config.width, gfx.config.height);
-        let best = city
-            .scene
-            .glyphs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, g)| {
-                let (x, y) = self.camera.to_pixel(Vec3::from(g.center) + Vec3::Y * g.size, w, h)?;
-                let d = (f64::from(x) - at.0).hypot(f64::from(y) - at.1);
-                (d < 12.0).then_some((d, i))
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        self.selected = best.map(|(_, i)| city.scene.glyph_ids[i].clone());
+        let (Some(city), Some(gfx)) = (self.city.as_mut(), self.gfx.as_ref()) else { return };
+        let size = (gfx.config.width, gfx.config.height);
+        let pickable = Pickable { buildings: !self.hidden[2], sensors: !self.hidden[3] };
+        let picked = pick(&city.scene, &self.camera, size, (at.0 as f32, at.1 as f32), pickable);
+        city.renderer.select(&gfx.gpu, &city.scene, picked);
+        self.selected = picked.and_then(|p| city.scene.id_of(p)).map(str::to_owned);
+    }
+
+    /// Finds a sensor or building by id: the camera flies to it and it is selected.
+    fn find(&mut self, id: &str) {
+        let (Some(city), Some(gfx)) = (self.city.as_mut(), self.gfx.as_ref()) else { return };
+        match city.scene.find(id) {
+            Some(found) => {
+                if let Some((at, distance)) = city.scene.focus(found) {
+                    self.camera = Camera::focus(at, distance);
+                }
+                city.renderer.select(&gfx.gpu, &city.scene, Some(found));
+                self.selected = Some(id.to_owned());
+                self.error = None;
+            }
+            None => self.error = Some(format!("no sensor or building {id:?}")),
+        }
     }
 
     fn ui(&mut self, root: &mut egui::Ui) {
@@ -339,12 +365,7 @@ impl App {
                 let response = ui.text_edit_singleline(&mut self.search);
                 if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                     let id = self.search.trim().to_owned();
-                    if let Some(at) = self.city.as_ref().and_then(|c| c.scene.glyph_position(&id)) {
-                        self.camera = Camera::focus(at, 250.0);
-                        self.selected = Some(id);
-                    } else {
-                        self.error = Some(format!("no sensor {id:?}"));
-                    }
+                    self.find(&id);
                 }
             });
             if let Some(e) = &self.error {
@@ -352,31 +373,34 @@ impl App {
             }
             if let (Some(id), Some(city)) = (self.selected.as_ref(), self.city.as_ref()) {
                 ui.separator();
+                let (r, g, b) = palette::SELECTION;
+                ui.colored_label(egui::Color32::from_rgb(r, g, b), "selected (highlighted in this colour)");
                 ui.strong(id);
                 let entity = city.entities.get(id);
                 if let Some(e) = entity {
                     ui.label(format!("type {}", e.header.entity_type));
-                }
-                let live = city.live.values(id);
-                egui::Grid::new("attributes").striped(true).show(ui, |ui| {
-                    let mut names: Vec<&String> = live.map(|v| v.keys().collect()).unwrap_or_default();
-                    names.sort();
-                    for name in names {
-                        let value = live.and_then(|v| v.get(name)).map(show).unwrap_or_default();
-                        let state =
-                            entity.and_then(|e| e.attributes.iter().find(|(n, _)| n.as_str() == name)).map(|(_, s)| s);
-                        let at = state.and_then(|s| s.reported.as_ref()).map(|r| r.observed_at);
-                        let desired =
-                            state.and_then(|s| s.desired.as_ref()).map(|d| format!("desired {}", show(&d.value)));
-                        ui.label(name.as_str());
-                        ui.label(value);
-                        ui.label(desired.unwrap_or_default());
-                        ui.label(at.map(|t| format!("observed {t}")).unwrap_or_default());
-                        ui.end_row();
+                    if let Some(f) = city.scene.footprint_index.get(id).and_then(|i| city.scene.footprints.get(*i)) {
+                        ui.label(format!("height {:.0} m", f.height_m));
                     }
-                });
-                if let Some(t) = entity.map(|e| e.header.entity_type.to_string()) {
-                    for (label, (r, g, b)) in legend(&t) {
+                    for (name, target) in &e.header.relationships {
+                        ui.label(format!("{name} {target}"));
+                    }
+                    let now = std::time::SystemTime::now();
+                    egui::Grid::new("attributes").striped(true).show(ui, |ui| {
+                        ui.strong("attribute");
+                        ui.strong("reported");
+                        ui.strong("desired");
+                        ui.strong("last update");
+                        ui.end_row();
+                        for row in attribute_rows(e, now) {
+                            ui.label(row.name);
+                            ui.label(row.reported);
+                            ui.label(row.desired);
+                            ui.label(row.updated);
+                            ui.end_row();
+                        }
+                    });
+                    for (label, (r, g, b)) in legend(e.header.entity_type.as_str()) {
                         ui.colored_label(egui::Color32::from_rgb(r, g, b), label.to_string());
                     }
                 }
@@ -386,7 +410,14 @@ impl App {
             for (label, (r, g, b)) in legend("AirQualityObserved") {
                 ui.colored_label(egui::Color32::from_rgb(r, g, b), label.to_string());
             }
-            ui.label("drag: orbit / right-drag: pan / wheel: zoom / click: pick");
+            ui.label(
+                "Edge boxes: a dot in a ring, drawn over everything, and a line to its district's centre, in the \
+                 colour of its link to the cloud:",
+            );
+            for (label, (r, g, b)) in edge_legend() {
+                ui.colored_label(egui::Color32::from_rgb(r, g, b), label);
+            }
+            ui.label("drag: orbit / right-drag: pan / wheel: zoom / click: pick a sensor or building");
         });
     }
 
@@ -456,6 +487,51 @@ impl App {
         gfx.gpu.queue.present(frame);
         self.gfx = Some(gfx);
     }
+}
+
+/// The edge boxes' legend: their link states, and the colour of a box that has not reported yet.
+fn edge_legend() -> Vec<(String, (u8, u8, u8))> {
+    let mut entries: Vec<(String, (u8, u8, u8))> =
+        legend(EDGE_NODE).into_iter().map(|(label, colour)| (label.to_owned(), colour)).collect();
+    entries.push(("no report yet".into(), crate::scene::EDGE_UNREPORTED));
+    entries
+}
+
+/// One line of the attribute panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AttributeRow {
+    name: String,
+    reported: String,
+    desired: String,
+    /// When the reported value was observed, and how long ago.
+    updated: String,
+}
+
+/// The attribute panel of an entity, in name order: the reported and desired value of each attribute and
+/// when the reported one was observed (relative to `now`).
+fn attribute_rows(entity: &Entity, now: std::time::SystemTime) -> Vec<AttributeRow> {
+    entity
+        .attributes
+        .iter()
+        .map(|(name, state)| {
+            let updated = state.reported.as_ref().map(|r| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.observed_at.max(0) as u64);
+                // Two units are precise enough ("1m 30s", "26years 10months") and keep the panel narrow.
+                let ago = now.duration_since(at).map(|d| {
+                    let d = humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string();
+                    d.split(' ').take(2).collect::<Vec<_>>().join(" ")
+                });
+                let ago = ago.map_or_else(|_| "in the future".into(), |d| format!("{d} ago"));
+                format!("{} ({ago})", humantime::format_rfc3339_seconds(at))
+            });
+            AttributeRow {
+                name: name.to_string(),
+                reported: state.reported.as_ref().map_or_else(|| "-".into(), |r| show(&r.value)),
+                desired: state.desired.as_ref().map(|d| show(&d.value)).unwrap_or_default(),
+                updated: updated.unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 fn show(v: &Value) -> String {
@@ -542,5 +618,56 @@ impl ApplicationHandler for App {
         if let Some(gfx) = self.gfx.as_ref() {
             gfx.window.request_redraw();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use twin_model::{AttrName, AttributeState, EntityId, EntityStatic, Reported, TypeName};
+
+    use super::*;
+
+    #[test]
+    fn the_panel_shows_reported_desired_and_when_for_a_building_as_for_a_sensor() {
+        let mut building = Entity::new(EntityStatic {
+            id: EntityId::new("urn:ngsi-ld:Building:t:1").unwrap(),
+            entity_type: TypeName::new("Building").unwrap(),
+            geometry: None,
+            relationships: Default::default(),
+        });
+        let at = |ms: i64, value: Value| Reported { value, observed_at: ms, received_at: ms, revision: 1 };
+        building.attributes.insert(
+            AttrName::new("energyUse").unwrap(),
+            AttributeState { reported: Some(at(1_767_225_600_000, Value::Number(412.5))), desired: None },
+        );
+        building.attributes.insert(
+            AttrName::new("hvacSetpoint").unwrap(),
+            AttributeState { reported: None, desired: Some(at(1_767_225_660_000, Value::Number(24.0))) },
+        );
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_767_225_690_000);
+        let rows = attribute_rows(&building, now);
+        assert_eq!(
+            rows,
+            vec![
+                AttributeRow {
+                    name: "energyUse".into(),
+                    reported: "412.50".into(),
+                    desired: String::new(),
+                    updated: "2026-01-01T00:00:00Z (1m 30s ago)".into(),
+                },
+                AttributeRow {
+                    name: "hvacSetpoint".into(),
+                    reported: "-".into(),
+                    desired: "24.00".into(),
+                    updated: String::new(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_edge_legend_names_every_link_state_and_the_colour_before_the_first_report() {
+        let labels: Vec<String> = edge_legend().into_iter().map(|(l, _)| l).collect();
+        assert_eq!(labels, ["connected", "degraded", "disconnected", "no report yet"]);
     }
 }

@@ -1,15 +1,22 @@
 //! Render tests on whatever adapter the machine has (lavapipe in CI): they fail, never skip, when there is
-//! none. They assert on the pixels: not blank, water where the river is, buildings in the CBD.
+//! none. They assert on the pixels: not blank, water where the river is, buildings in the CBD, a picked
+//! building in the selection colour, edge boxes in the colour of their link state.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
 
+use glam::Vec3;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
-use twin_model::{Entity, Shape};
+use twin_model::{
+    AttrName, AttributeState, Entity, EntityId, EntityStatic, GeoPoint, Geometry, Reported, Shape, TypeName, Value,
+};
+use twin_proto::pb;
 use viewer::{
     camera::Camera,
-    render::{Gpu, Image},
-    scene::{Layer, Scene, palette},
+    live::LiveState,
+    pick::{Pickable, Picked, pick_counted},
+    render::{COLOR_FORMAT, CityRenderer, Gpu, Image, Offscreen, marker_unit_m},
+    scene::{EDGE_MARKER_UNITS, Layer, Scene, palette},
     snapshot,
 };
 
@@ -33,7 +40,7 @@ fn fixture() -> &'static Fixture {
 fn render(camera: &str, hidden: &[Layer]) -> (Camera, Image) {
     let f = fixture();
     let cam = Camera::preset(&f.scene, camera).unwrap();
-    (cam, snapshot::render(&f.gpu, &f.scene, &cam, 480, 270, hidden).unwrap())
+    (cam, snapshot::render(&f.gpu, &f.scene, &cam, (480, 270), hidden, None).unwrap())
 }
 
 fn is_water(p: [u8; 4]) -> bool {
@@ -123,4 +130,171 @@ fn orange_isle_is_a_landmark_in_the_river() {
         let p = image.pixel(x as u32, y as u32).unwrap();
         assert!(is_water(p), "{dx} m from the isle's centre is the river: {p:?}");
     }
+}
+
+/// The selection's pink (palette::SELECTION), lit or in shade; no AQI red, roof or water passes.
+fn is_selection(p: [u8; 4]) -> bool {
+    let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+    r > g + 90 && b > g + 40
+}
+
+#[test]
+fn a_picked_building_is_highlighted_where_it_was_clicked() {
+    let f = fixture();
+    let cam = Camera::preset(&f.scene, "cbd").unwrap();
+    let size = (480, 270);
+    // Click around the middle of the CBD view until a click lands on a building (most do).
+    let (at, building, cost) = (0..40)
+        .map(|k| (240.0 + (k % 8) as f32 * 9.0, 135.0 + (k / 8) as f32 * 11.0))
+        .find_map(|at| match pick_counted(&f.scene, &cam, size, at, Pickable { buildings: true, sensors: false }) {
+            (Some(Picked::Building(i)), cost) => Some((at, i, cost)),
+            _ => None,
+        })
+        .expect("a building near the middle of the CBD view");
+    assert!(cost.buildings_tested < 200, "a pick among 75,000 buildings tested {}", cost.buildings_tested);
+    let plain = snapshot::render(&f.gpu, &f.scene, &cam, size, &[], None).unwrap();
+    let picked = Some(Picked::Building(building));
+    let lit = snapshot::render(&f.gpu, &f.scene, &cam, size, &[], picked).unwrap();
+    let (x, y) = (at.0 as u32, at.1 as u32);
+    assert!(!is_selection(plain.pixel(x, y).unwrap()), "nothing is selected: {:?}", plain.pixel(x, y));
+    assert!(is_selection(lit.pixel(x, y).unwrap()), "the clicked pixel shows the selection: {:?}", lit.pixel(x, y));
+    // Only that building changes: a small share of the picture, all of it in the selection colour.
+    let changed: Vec<[u8; 4]> = lit
+        .pixels
+        .chunks(4)
+        .zip(plain.pixels.chunks(4))
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.try_into().unwrap())
+        .collect();
+    let share = changed.len() as f64 / f64::from(size.0 * size.1);
+    assert!(changed.len() >= 4 && share < 0.1, "{} pixels changed", changed.len());
+    let coloured = changed.iter().filter(|p| is_selection(**p)).count();
+    assert!(
+        coloured * 10 >= changed.len() * 8,
+        "{coloured} of {} changed pixels are selection-coloured",
+        changed.len()
+    );
+}
+
+const DISTRICT: &str = "urn:ngsi-ld:District:test:central";
+
+fn entity(id: &str, entity_type: &str, geometry: Geometry) -> Entity {
+    Entity::new(EntityStatic {
+        id: EntityId::new(id).unwrap(),
+        entity_type: TypeName::new(entity_type).unwrap(),
+        geometry: Some(geometry),
+        relationships: Default::default(),
+    })
+}
+
+/// An edge box at (lon, lat) in the test district, reporting `link_state`.
+fn edge_box(name: &str, lon: f64, lat: f64, link_state: &str) -> Entity {
+    let mut e = entity(&format!("urn:ngsi-ld:EdgeNode:{name}"), "EdgeNode", Geometry::point(lon, lat));
+    e.header.relationships.insert(AttrName::new("refDistrict").unwrap(), EntityId::new(DISTRICT).unwrap());
+    let reported = Reported { value: Value::Text(link_state.into()), observed_at: 1, received_at: 1, revision: 1 };
+    e.attributes
+        .insert(AttrName::new("linkState").unwrap(), AttributeState { reported: Some(reported), desired: None });
+    e
+}
+
+fn is_green(p: [u8; 4]) -> bool {
+    let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+    g > r + 60 && g > b + 60
+}
+
+fn is_red(p: [u8; 4]) -> bool {
+    let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+    r > g + 80 && r > b + 80
+}
+
+/// The pixels on the middle of an edge box's ring, every 30 degrees.
+fn ring_pixels(scene: &Scene, cam: &Camera, image: &Image, id: &str) -> Vec<[u8; 4]> {
+    let centre = scene.glyph_position(id).unwrap();
+    let (_, inner, outer) = EDGE_MARKER_UNITS;
+    let r = (inner + outer) / 2.0 * marker_unit_m(cam, centre, image.height);
+    (0..12)
+        .map(|k| {
+            let a = k as f32 * 30f32.to_radians();
+            let p = centre + Vec3::new(a.cos() * r, 0.0, a.sin() * r);
+            let (x, y) = cam.to_pixel(p, image.width, image.height).unwrap();
+            image.pixel(x as u32, y as u32).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn edge_boxes_draw_their_ring_and_link_line_in_the_colour_of_their_link_state() {
+    let gpu = &fixture().gpu;
+    let square = [(112.95, 28.18), (112.99, 28.18), (112.99, 28.22), (112.95, 28.22)];
+    let district = Geometry {
+        shape: Shape::Polygon(square.iter().map(|&(lon, lat)| GeoPoint { lon, lat }).collect()),
+        height_m: 0.0,
+    };
+    // A 150 m tower on the east side of the connected box's ring: the marker must show over it.
+    let (east, north) = (1.0 / (111_320.0 * 28.197f64.to_radians().cos()), 1.0 / 110_540.0);
+    let tower = [(60.0, -20.0), (110.0, -20.0), (110.0, 20.0), (60.0, 20.0)]
+        .map(|(e, n)| GeoPoint { lon: 112.963 + e * east, lat: 28.197 + n * north });
+    let entities = vec![
+        entity(DISTRICT, "District", district),
+        entity(
+            "urn:ngsi-ld:Building:test:tower",
+            "Building",
+            Geometry { shape: Shape::Polygon(tower.to_vec()), height_m: 150.0 },
+        ),
+        edge_box("up", 112.963, 28.197, "connected"),
+        edge_box("down", 112.977, 28.197, "disconnected"),
+    ];
+    let scene = Scene::build(&entities);
+    assert_eq!(scene.edges.len(), 2);
+    let (up, down) = ("urn:ngsi-ld:EdgeNode:up", "urn:ngsi-ld:EdgeNode:down");
+    let middle = (scene.glyph_position(up).unwrap() + scene.glyph_position(down).unwrap()) / 2.0;
+    let cam = Camera::framing(middle, 900.0, 80.0);
+    let mut renderer = CityRenderer::new(gpu, &scene, COLOR_FORMAT);
+    let target = Offscreen::new(gpu, 480, 270);
+    let image = target.render(gpu, &renderer, &cam).unwrap();
+
+    let count = |id: &str, image: &Image, test: fn([u8; 4]) -> bool| {
+        ring_pixels(&scene, &cam, image, id).into_iter().filter(|p| test(*p)).count()
+    };
+    assert!(count(up, &image, is_green) >= 10, "connected is green: {:?}", ring_pixels(&scene, &cam, &image, up));
+    assert!(count(down, &image, is_red) >= 10, "disconnected is red: {:?}", ring_pixels(&scene, &cam, &image, down));
+    assert_eq!(count(up, &image, is_red) + count(down, &image, is_green), 0, "each ring in one colour");
+    // The link line: halfway from the connected box to its district's centre, in its colour.
+    let centre = scene.edges.iter().find_map(|e| e.district_center).unwrap();
+    let halfway = (scene.glyph_position(up).unwrap() + centre) / 2.0;
+    let (x, y) = cam.to_pixel(halfway, 480, 270).unwrap();
+    assert!(is_green(image.pixel(x as u32, y as u32).unwrap()), "the link line: {:?}", image.pixel(x as u32, y as u32));
+    // Without the sensors layer, neither ring is drawn: the colours are the boxes', not the ground's; and
+    // the ring's east side lies under the tower, which the marker is drawn over.
+    renderer.set_visible(Layer::Sensors, false);
+    let bare = target.render(gpu, &renderer, &cam).unwrap();
+    assert_eq!(count(up, &bare, is_green) + count(down, &bare, is_red), 0);
+    let east_of = |image: &Image| ring_pixels(&scene, &cam, image, up)[0];
+    let is_building = |p: [u8; 4]| p[0] > 150 && p[0] > p[1];
+    assert!(is_building(east_of(&bare)), "the tower hides the ground there: {:?}", east_of(&bare));
+    assert!(is_green(east_of(&image)), "the marker shows over the tower: {:?}", east_of(&image));
+    renderer.set_visible(Layer::Sensors, true);
+
+    // The connected box loses its link: Watch brings the change, its ring turns red.
+    let mut live_scene = scene.clone();
+    let mut live = LiveState::new(&entities, &live_scene, 1);
+    let change = pb::Change {
+        kind: pb::change::Kind::Attributes as i32,
+        revision: 2,
+        entity_id: up.into(),
+        entity_type: "EdgeNode".into(),
+        attributes: vec![pb::Attribute {
+            name: "linkState".into(),
+            reported: Some(pb::Value { kind: Some(pb::value::Kind::Text("disconnected".into())) }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = pb::WatchResponse { changes: vec![change], revision: 2, snapshot_complete: false };
+    let dirty = live.apply(&mut live_scene, &response);
+    assert_eq!(dirty.len(), 1);
+    renderer.apply(gpu, &live_scene, &dirty);
+    let after = target.render(gpu, &renderer, &cam).unwrap();
+    assert!(count(up, &after, is_red) >= 10, "now disconnected: {:?}", ring_pixels(&scene, &cam, &after, up));
+    assert_eq!(count(up, &after, is_green), 0);
 }
