@@ -25,6 +25,8 @@ pub mod fault_proxy;
 pub use fault_proxy::{Fault, FaultProxy};
 pub mod mosquitto;
 pub use mosquitto::MosquittoBroker;
+pub mod xvfb;
+pub use xvfb::XvfbDisplay;
 
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(30);

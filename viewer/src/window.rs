@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Instant,
 };
@@ -62,8 +62,21 @@ pub enum WindowError {
 pub fn run(source: Source, camera: String, select: Option<String>) -> Result<(), WindowError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let event_loop = EventLoop::new()?;
+    // SIGINT or SIGTERM closes the window like its close button, so a supervisor (citytwin) can stop it
+    // cleanly; the proxy wakes the event loop even when it is idle.
+    let stop = Arc::new(AtomicBool::new(false));
+    let proxy = event_loop.create_proxy();
+    runtime.spawn({
+        let stop = stop.clone();
+        async move {
+            twin_telemetry::signal::shutdown_signal().await;
+            stop.store(true, Ordering::Relaxed);
+            let _ = proxy.send_event(());
+        }
+    });
     let mut app = App::new(source, camera, runtime);
     app.selected = select;
+    app.stop = stop;
     event_loop.run_app(&mut app)?;
     Ok(())
 }
@@ -119,6 +132,8 @@ struct App {
     frame_ms: f32,
     last_frame: Instant,
     error: Option<String>,
+    /// Set on SIGINT or SIGTERM.
+    stop: Arc<AtomicBool>,
 }
 
 const LAYERS: [(Layer, &str); 4] = [
@@ -181,6 +196,7 @@ impl App {
             frame_ms: 0.0,
             last_frame: Instant::now(),
             error: None,
+            stop: Arc::default(),
         }
     }
 
@@ -550,7 +566,12 @@ impl ApplicationHandler for App {
             return;
         }
         match self.open_gfx(event_loop) {
-            Ok(gfx) => self.gfx = Some(gfx),
+            Ok(gfx) => {
+                // Scripts and tests read this line.
+                println!("viewer: window open, adapter {} / {:?}", gfx.gpu.adapter.name, gfx.gpu.adapter.backend);
+                std::io::Write::flush(&mut std::io::stdout()).ok();
+                self.gfx = Some(gfx);
+            }
             Err(e) => {
                 eprintln!("viewer: {e}");
                 event_loop.exit();
@@ -614,7 +635,11 @@ impl ApplicationHandler for App {
         }
     }
 
-    fn about_to_wait(&mut self, _event_loop: &ActiveEventLoop) {
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        if self.stop.load(Ordering::Relaxed) {
+            event_loop.exit();
+            return;
+        }
         if let Some(gfx) = self.gfx.as_ref() {
             gfx.window.request_redraw();
         }

@@ -146,16 +146,24 @@ async fn cloud_two_edges_and_a_viewer_as_processes_show_the_updates_and_survive_
 /// viewer each build it too.
 const DEMO_READY: Duration = Duration::from_secs(300);
 
-/// Starts `citytwin` on `data` with two districts and headless snapshots; returns it, the cloud's address and
-/// the rest of its running line.
-fn citytwin(data: &Path) -> (ChildProcess, std::net::SocketAddr, String, std::sync::mpsc::Receiver<String>) {
+/// Starts `citytwin` on `data` with two districts and the viewer in `auto` mode: headless snapshots with no
+/// display, the window on `display`. Returns it, the cloud's address and the rest of its running line.
+fn citytwin(
+    data: &Path,
+    display: Option<&XvfbDisplay>,
+) -> (ChildProcess, std::net::SocketAddr, String, std::sync::mpsc::Receiver<String>) {
     let mut command = Command::new(binary("citytwin").unwrap());
     command
-        .args(["--listen", "127.0.0.1:0", "--districts", "furong,yuelu", "--speed", "600", "--viewer", "headless"])
+        .args(["--listen", "127.0.0.1:0", "--districts", "furong,yuelu", "--speed", "600", "--viewer", "auto"])
         .args(["--every", "1s", "--data-dir"])
         .arg(data)
+        .env_remove("WAYLAND_DISPLAY")
         // The edges inherit it.
         .env(SMALL_BOX.0, SMALL_BOX.1);
+    match display {
+        Some(x) => command.env("DISPLAY", x.display()),
+        None => command.env_remove("DISPLAY"),
+    };
     let (tx, lines) = std::sync::mpsc::channel();
     let (process, running) =
         ChildProcess::spawn_until_within("citytwin", command, "citytwin running: ", Some(tx), DEMO_READY).unwrap();
@@ -176,8 +184,8 @@ async fn stop(mut demo: ChildProcess, lines: &std::sync::mpsc::Receiver<String>)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
     let data = tempfile::tempdir().unwrap();
-    let (demo, addr, running, lines) = citytwin(data.path());
-    assert!(running.contains("2 edges") && running.contains("viewer Headless"), "{running}");
+    let (demo, addr, running, lines) = citytwin(data.path(), None);
+    assert!(running.contains("2 edges") && running.contains("viewer Headless"), "no display: snapshots; {running}");
     let clients = Clients { channel: connect(addr).await.unwrap() };
     let city = twin_city::changsha(twin_city::DEFAULT_SEED);
     let marker = city.of_type("Building").last().unwrap().header.id.to_string();
@@ -207,9 +215,10 @@ async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
         assert!(stopped.contains(part), "{part} in {stopped:?}");
     }
 
-    // The second run finds the city and the readings of the first.
-    let (demo, addr, running, lines) = citytwin(data.path());
-    assert!(running.contains("already loaded"), "{running}");
+    // The second run finds the city and the readings of the first; with a display, the viewer is a window.
+    let display = XvfbDisplay::start().unwrap();
+    let (demo, addr, running, lines) = citytwin(data.path(), Some(&display));
+    assert!(running.contains("already loaded") && running.contains("viewer Window"), "{running}");
     let clients = Clients { channel: connect(addr).await.unwrap() };
     let history = clients
         .twin()
@@ -233,5 +242,6 @@ async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
     .await
     .unwrap();
     let stopped = stop(demo, &lines).await;
+    assert!(stopped.contains("viewer exit 0"), "the window closes cleanly on SIGTERM: {stopped}");
     assert!(!stopped.contains("killed") && stopped.matches("exit 0").count() == 4, "{stopped}");
 }

@@ -84,3 +84,21 @@ async fn headless_mode_follows_the_cloud_and_rewrites_its_snapshots() {
     assert!(viewer.terminate().await.unwrap().success(), "SIGTERM stops the viewer cleanly");
     cloud.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_window_opens_on_a_display_and_closes_cleanly_on_sigterm() {
+    let display = XvfbDisplay::start().unwrap();
+    let mut command = Command::new(binary("viewer").unwrap());
+    command.args(["window", "--offline"]).env("DISPLAY", display.display()).env_remove("WAYLAND_DISPLAY");
+    // Allow for a debug build starting on a software adapter.
+    let (mut window, opened) = ChildProcess::spawn_until_within(
+        "viewer window",
+        command,
+        "viewer: window open",
+        None,
+        std::time::Duration::from_secs(180),
+    )
+    .unwrap();
+    assert!(opened.contains("adapter"), "{opened}");
+    assert!(window.terminate().await.unwrap().success(), "SIGTERM closes the window like its close button");
+}
