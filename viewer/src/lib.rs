@@ -12,6 +12,8 @@
 //! - [`client`]: reads the city from the cloud through the public API.
 //! - [`live`]: follows Watch off the render thread and recolours only the glyphs that changed.
 //! - [`camera`]: orbit cameras and the presets (whole city, CBD, landmarks such as Orange Isle).
+//! - [`lod`]: level of detail for the buildings: ground tiles out of view are skipped, and walls that
+//!   would not span a pixel are left out (their roofs stay).
 //! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
 //!   rendering to RGBA for PNG snapshots.
 //!
@@ -24,6 +26,7 @@
 pub mod camera;
 pub mod client;
 pub mod live;
+pub mod lod;
 pub mod pick;
 pub mod project;
 pub mod render;

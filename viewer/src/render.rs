@@ -1,5 +1,9 @@
-//! The renderer: two pipelines (merged static meshes, instanced glyphs) over one uniform block; reversed-Z
-//! depth; 4x MSAA; and an offscreen target whose pixels can be read back for PNG snapshots and tests.
+//! The renderer: pipelines for merged static meshes and instanced glyphs over one uniform block; reversed-Z
+//! depth; back faces culled; 4x MSAA; and an offscreen target whose pixels can be read back for PNG
+//! snapshots and tests.
+//!
+//! The buildings are drawn with level of detail ([`crate::lod`]): two index buffers over their vertices,
+//! roofs and walls, of which each frame draws the ranges its camera needs.
 //!
 //! A third pipeline draws the edge boxes' markers last, over everything, sized in marker units (a pixel
 //! far away, [`crate::scene::MARKER_FLOOR_M`] up close); their mesh is rebuilt when a box's link state
@@ -14,6 +18,7 @@ use wgpu::util::DeviceExt;
 
 use crate::{
     camera::Camera,
+    lod::{self, Tile},
     pick::Picked,
     scene::{Glyph, Layer, MARKER_FLOOR_M, Mesh, Scene, Vertex},
 };
@@ -171,6 +176,11 @@ pub struct CityRenderer {
     globals: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     layers: Vec<(Layer, GpuMesh)>,
+    /// The buildings' roof and wall index buffers, and their tiles, for level of detail.
+    roofs: Option<wgpu::Buffer>,
+    walls: Option<wgpu::Buffer>,
+    tiles: Vec<Tile>,
+    building_lod: bool,
     glyph: Option<GpuMesh>,
     instances: wgpu::Buffer,
     instance_count: u32,
@@ -238,8 +248,13 @@ impl CityRenderer {
                     compilation_options: Default::default(),
                     buffers,
                 },
-                // Both faces: footprints come in either winding, and nothing is seen from inside.
-                primitive: wgpu::PrimitiveState { cull_mode: None, ..Default::default() },
+                // Every mesh is wound counter-clockwise seen from outside (extrusions follow their ring's
+                // winding; flat layers face up), so back faces are dropped before they are rasterised: on a
+                // software adapter that is a good share of the frame. Markers are flat and drawn from above.
+                primitive: wgpu::PrimitiveState {
+                    cull_mode: if over { None } else { Some(wgpu::Face::Back) },
+                    ..Default::default()
+                },
                 depth_stencil: Some(wgpu::DepthStencilState {
                     format: DEPTH_FORMAT,
                     depth_write_enabled: Some(!over),
@@ -269,6 +284,17 @@ impl CityRenderer {
         let mesh_pipeline = pipeline("meshes", "vs_mesh", &[Some(vertex_layout.clone())], false);
         let marker_pipeline = pipeline("markers", "vs_marker", &[Some(vertex_layout.clone())], true);
         let glyph_pipeline = pipeline("glyphs", "vs_glyph", &[Some(vertex_layout), Some(glyph_layout)], false);
+        let index_buffer = |label: &str, indices: &[u32]| {
+            (!indices.is_empty()).then(|| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytemuck::cast_slice(indices),
+                    usage: wgpu::BufferUsages::INDEX,
+                })
+            })
+        };
+        let roofs = index_buffer("roofs", &scene.building_tiles.roof_indices);
+        let walls = index_buffer("walls", &scene.building_tiles.wall_indices);
         let layers = [(Layer::Land, &scene.land), (Layer::Roads, &scene.roads), (Layer::Buildings, &scene.buildings)]
             .into_iter()
             .filter_map(|(layer, mesh)| GpuMesh::upload(device, "layer", mesh).map(|m| (layer, m)))
@@ -287,6 +313,10 @@ impl CityRenderer {
             globals,
             bind_group,
             layers,
+            roofs,
+            walls,
+            tiles: scene.building_tiles.tiles.clone(),
+            building_lod: true,
             glyph: GpuMesh::upload(device, "glyph", &glyph_mesh()),
             instances,
             instance_count: scene.glyphs.len() as u32,
@@ -347,6 +377,19 @@ impl CityRenderer {
         self.selected = picked;
     }
 
+    /// Switches the buildings' level of detail (on by default); off, every wall is drawn, as a reference.
+    pub fn set_building_lod(&mut self, on: bool) {
+        self.building_lod = on;
+    }
+
+    /// The building triangles a frame from `camera` at `width` x `height` draws.
+    pub fn building_triangles(&self, camera: &Camera, width: u32, height: u32) -> usize {
+        match (self.building_lod, self.layers.iter().find(|(l, _)| *l == Layer::Buildings)) {
+            (true, _) => lod::plan(&self.tiles, camera, width, height).triangles(),
+            (false, mesh) => mesh.map_or(0, |(_, m)| m.count as usize / 3),
+        }
+    }
+
     /// Shows or hides a layer.
     pub fn set_visible(&mut self, layer: Layer, visible: bool) {
         if visible {
@@ -377,8 +420,9 @@ impl CityRenderer {
         gpu.queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
     }
 
-    /// Records the draws: one per visible layer, one for a beacon, one for all glyphs, one for the markers.
-    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>) {
+    /// Records the draws from `camera` into a `width` x `height` target: one per visible layer (the buildings
+    /// a few, by level of detail), one for a beacon, one for all glyphs, one for the markers.
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, camera: &Camera, width: u32, height: u32) {
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.set_pipeline(&self.mesh_pipeline);
         for (layer, mesh) in &self.layers {
@@ -386,6 +430,17 @@ impl CityRenderer {
                 continue;
             }
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
+            if *layer == Layer::Buildings && self.building_lod {
+                let draws = lod::plan(&self.tiles, camera, width, height);
+                for (buffer, ranges) in [(&self.roofs, &draws.roofs), (&self.walls, &draws.walls)] {
+                    let Some(buffer) = buffer else { continue };
+                    pass.set_index_buffer(buffer.slice(..), wgpu::IndexFormat::Uint32);
+                    for r in ranges {
+                        pass.draw_indexed(r.clone(), 0, 0..1);
+                    }
+                }
+                continue;
+            }
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..mesh.count, 0, 0..1);
         }
@@ -520,7 +575,7 @@ impl FrameTargets {
             occlusion_query_set: None,
             multiview_mask: None,
         });
-        city.draw(&mut pass);
+        city.draw(&mut pass, camera, self.width, self.height);
     }
 }
 

@@ -21,6 +21,7 @@ use glam::{Vec2, Vec3};
 use twin_model::{BoundingBox, Entity, GeoPoint, Shape, Value};
 
 use crate::{
+    lod::{BuildingParts, BuildingTiles},
     pick::{BuildingGrid, Footprint, Picked},
     project::Projection,
     style::live_color,
@@ -67,8 +68,9 @@ impl Mesh {
             self.vertices.push(Vertex { pos: [p[0] as f32, y, -p[1] as f32], normal: [0.0, 1.0, 0.0], color });
         }
         for t in triangulate(ring) {
-            // Ground-plane triangles come counter-clockwise seen from above (north up); world z is south.
-            self.indices.extend_from_slice(&[base + t[0], base + t[2], base + t[1]]);
+            // Triangles come counter-clockwise in the (east, north) plane, which is counter-clockwise seen
+            // from above with north up: front faces, which back-face culling keeps.
+            self.indices.extend_from_slice(&[base + t[0], base + t[1], base + t[2]]);
         }
     }
 
@@ -81,10 +83,18 @@ impl Mesh {
     }
 
     /// Extrudes a footprint to `height`: a roof and one wall per edge, each with its own normal. Returns
-    /// the range of its vertices.
-    fn push_extrusion(&mut self, ring: &[[f64; 2]], height: f32, roof: [f32; 4], wall: [f32; 4]) -> Range<u32> {
+    /// the range of its vertices and where its roof and wall triangles are.
+    fn push_extrusion(
+        &mut self,
+        ring: &[[f64; 2]],
+        height: f32,
+        roof: [f32; 4],
+        wall: [f32; 4],
+    ) -> (Range<u32>, BuildingParts) {
         let first = self.vertices.len() as u32;
+        let roof_start = self.indices.len() as u32;
         self.push_polygon(ring, height, roof);
+        let walls_start = self.indices.len() as u32;
         let n = ring.len();
         let ccw =
             (0..n).map(|i| ring[i][0] * ring[(i + 1) % n][1] - ring[(i + 1) % n][0] * ring[i][1]).sum::<f64>() > 0.0;
@@ -100,7 +110,8 @@ impl Mesh {
             let up = Vec3::new(0.0, height, 0.0);
             self.push_quad([pa, pb, pb + up, pa + up], normal, wall);
         }
-        first..self.vertices.len() as u32
+        let parts = BuildingParts { roof: roof_start..walls_start, walls: walls_start..self.indices.len() as u32 };
+        (first..self.vertices.len() as u32, parts)
     }
 
     /// A marker quad: four corners at `anchors`, each moved by its `offsets` (marker units, scaled on the
@@ -155,8 +166,9 @@ impl Mesh {
             if along.length_squared() < 1e-6 {
                 continue;
             }
+            // `side` points right of the direction of travel: this order is counter-clockwise from above.
             let side = Vec3::new(-along.z, 0.0, along.x).normalize() * (width / 2.0);
-            self.push_quad([a - side, b - side, b + side, a + side], Vec3::Y, color);
+            self.push_quad([a + side, b + side, b - side, a - side], Vec3::Y, color);
         }
     }
 
@@ -309,6 +321,8 @@ pub struct Scene {
     pub footprint_index: HashMap<String, usize>,
     /// The footprints filed by ground cell, for picking.
     pub building_grid: BuildingGrid,
+    /// The buildings' roofs and walls filed by ground tile, for level of detail.
+    pub building_tiles: BuildingTiles,
     /// The edge boxes among the glyphs.
     pub edges: Vec<EdgeBox>,
 }
@@ -362,6 +376,7 @@ impl Scene {
         scene.land.push_polygon(&ground, GROUND_Y, rgb(palette::GROUND));
         let mut max_height = 0.0f32;
         let mut towers: Vec<(f32, Vec3)> = Vec::new();
+        let mut parts: Vec<BuildingParts> = Vec::new();
         let mut district_centers: HashMap<&str, Vec3> = HashMap::new();
         let mut edge_districts: Vec<(usize, Option<&str>)> = Vec::new();
         let ring = |ps: &[GeoPoint]| ps.iter().map(|p| proj.to_plane(*p)).collect::<Vec<_>>();
@@ -384,7 +399,9 @@ impl Scene {
                 (Shape::Polygon(ps), "Building") => {
                     let h = geometry.height_m.max(number(e, "height").unwrap_or(0.0)).max(3.0) as f32;
                     let r = ring(ps);
-                    let vertices = scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    let (vertices, building) =
+                        scene.buildings.push_extrusion(&r, h, rgb(palette::ROOF), rgb(palette::WALL));
+                    parts.push(building);
                     scene.footprint_index.insert(e.header.id.to_string(), scene.footprints.len());
                     scene.footprints.push(Footprint {
                         id: e.header.id.to_string(),
@@ -445,6 +462,7 @@ impl Scene {
             })
             .collect();
         scene.building_grid = BuildingGrid::build(&scene.footprints);
+        scene.building_tiles = BuildingTiles::build(&scene.footprints, &parts, &scene.buildings.indices);
         scene
     }
 

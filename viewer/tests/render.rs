@@ -1,6 +1,7 @@
 //! Render tests on whatever adapter the machine has (lavapipe in CI): they fail, never skip, when there is
 //! none. They assert on the pixels: not blank, water where the river is, buildings in the CBD, a picked
-//! building in the selection colour, edge boxes in the colour of their link state.
+//! building in the selection colour, edge boxes in the colour of their link state, and the buildings'
+//! level of detail leaving the whole-city picture as it was.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
@@ -130,6 +131,35 @@ fn orange_isle_is_a_landmark_in_the_river() {
         let p = image.pixel(x as u32, y as u32).unwrap();
         assert!(is_water(p), "{dx} m from the isle's centre is the river: {p:?}");
     }
+}
+
+#[test]
+fn level_of_detail_leaves_the_whole_city_picture_as_it_was_with_far_fewer_triangles() {
+    let f = fixture();
+    let cam = Camera::preset(&f.scene, "city").unwrap();
+    let mut city = CityRenderer::new(&f.gpu, &f.scene, COLOR_FORMAT);
+    let target = Offscreen::new(&f.gpu, 480, 270);
+    let lod = target.render(&f.gpu, &city, &cam).unwrap();
+    let drawn = city.building_triangles(&cam, 480, 270);
+    city.set_building_lod(false);
+    let full = target.render(&f.gpu, &city, &cam).unwrap();
+    let all = city.building_triangles(&cam, 480, 270);
+    assert!(drawn * 3 < all, "{drawn} of {all} building triangles drawn");
+    // Only walls under a pixel tall are left out: a few pixels shift a little, none changes much.
+    let differ = |by: i32| {
+        lod.pixels
+            .chunks(4)
+            .zip(full.pixels.chunks(4))
+            .filter(|(a, b)| (0..3).any(|k| (i32::from(a[k]) - i32::from(b[k])).abs() > by))
+            .count() as f64
+            / f64::from(480 * 270)
+    };
+    assert!(
+        differ(24) < 0.005 && differ(8) < 0.1,
+        "{:.2}% differ by 24, {:.2}% by 8",
+        differ(24) * 100.0,
+        differ(8) * 100.0
+    );
 }
 
 /// The selection's pink (palette::SELECTION), lit or in shade; no AQI red, roof or water passes.
