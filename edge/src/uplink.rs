@@ -5,7 +5,9 @@
 //! (the cloud already has those), then keeps up to `max_in_flight` batches in flight: each sealed batch goes
 //! out under its outbox seq (never renumbered), encoded compactly by a fresh [`SessionEncoder`]. The open
 //! batch is sealed at least every `seal_interval`, so batches form by size (the outbox seals full batches
-//! itself) and by time.
+//! itself) and by time. A batch goes out as soon as it is sealed: the task wakes on the outbox's seal
+//! announcements ([`Outbox::subscribe_seals`]), not only on acks and its own timer, which with nothing in
+//! flight used to leave a full batch waiting up to `seal_interval` for no reason.
 //!
 //! A batch leaves the outbox only when the cloud acknowledges it. Updates the cloud rejected are first set
 //! aside as dead letters with the cloud's reason, then the batch is acknowledged, so a rejected update never
@@ -30,7 +32,7 @@ mod latest;
 use std::{collections::BTreeMap, error::Error, sync::Arc, time::Duration};
 
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{broadcast, mpsc, watch},
     task::JoinHandle,
     time::{Instant, MissedTickBehavior},
 };
@@ -392,6 +394,9 @@ async fn session(
         });
     }
 
+    // Subscribed before the first look at the outbox, so no seal can fall between the two.
+    let mut seals = outbox.subscribe_seals();
+    let mut seals_open = true;
     let mut encoder = SessionEncoder::new();
     let mut last_sent = resume;
     let mut in_flight: BTreeMap<u64, Vec<OutboxUpdate>> = BTreeMap::new();
@@ -452,6 +457,12 @@ async fn session(
             }
             _ = seal_tick.tick() => {
                 blocking(outbox, |o| o.seal()).await?;
+            }
+            sealed = seals.recv(), if seals_open => {
+                // Something was sealed: go round and fill the window now. Announcements already queued (or
+                // lost to lag) are covered by the same look at the outbox.
+                seals_open = !matches!(sealed, Err(broadcast::error::RecvError::Closed));
+                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = seals.try_recv() {}
             }
             () = tokio::time::sleep_until(wake), if !in_flight.is_empty() || drain_deadline.is_some() => {
                 if Instant::now() >= ack_deadline && !in_flight.is_empty() {

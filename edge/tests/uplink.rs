@@ -247,3 +247,42 @@ async fn after_an_outage_latest_values_arrive_first_and_history_follows() {
     stop(shutdown, task).await;
     cloud.stop().await.unwrap();
 }
+
+/// Regression (issue 6): with nothing in flight, a batch the outbox sealed because it was full waited for the
+/// uplink's next seal tick (200 ms by default, for nothing: it was already sealed). It goes out as soon as it
+/// is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_batch_is_sent_as_soon_as_it_is_sealed_not_at_the_next_tick() {
+    let cloud = InProcessCloud::start().await.unwrap();
+    load_stations(&cloud).await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = open_outbox(dir.path());
+    let shutdown = CancellationToken::new();
+    // The seal timer ticks once as the session starts, then not for an hour.
+    let config = UplinkConfig { seal_interval: Duration::from_secs(3_600), ..config("edge-prompt", cloud.addr) };
+    let (task, stats) = Uplink::spawn(config, outbox.clone(), shutdown.clone());
+    wait_until("connected", WAIT, || {
+        let connected = stats.borrow().connected;
+        async move { connected }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = now_ms() - 60_000;
+    for round in 0..3 {
+        let updates: Vec<_> = (round * 100..(round + 1) * 100).map(|k| pm25_update(k, t0)).collect();
+        let ob = outbox.clone();
+        let sealed = tokio::task::spawn_blocking(move || ob.append(&updates)).await.unwrap().unwrap().sealed;
+        assert_eq!(sealed.len(), 1, "a batch of 100 updates is sealed by the append that fills it");
+        let seq = sealed[0];
+        wait_until("the full batch acknowledged", Duration::from_secs(10), || {
+            let acked = stats.borrow().last_acked_seq;
+            async move { acked >= seq }
+        })
+        .await
+        .unwrap();
+    }
+    check_latest(&cloud, 300, t0).await;
+    stop(shutdown, task).await;
+    cloud.stop().await.unwrap();
+}

@@ -4,7 +4,7 @@
 //!
 //! # Modules
 //! - [`outbox`]: the [`Outbox`] handle and its records ([`OutboxUpdate`], [`SealedBatch`], [`DeadLetter`],
-//!   [`OutboxStats`]).
+//!   [`OutboxStats`]), and the [`Sealed`] announcements the uplink wakes on.
 //! - [`config`]: [`OutboxConfig`] and the full policy [`WhenFull`].
 //! - [`format`](mod@format): the on-disk key layout and record encoding.
 //! - fsyncing sled's files (sled's own flush does not) is `twin_fsync::FileSyncer`, shared with the cloud store.
@@ -12,7 +12,8 @@
 //! # Model
 //! Updates are appended to an **open batch**. When it reaches `max_batch_updates` or `max_batch_bytes`, or
 //! when the uplink calls [`Outbox::seal`], it is **sealed**: it gets the next batch sequence number and is
-//! immutable from then on. The uplink sends sealed batches in seq order ([`Outbox::sealed_after`]) and, after
+//! immutable from then on; each seal is announced once durable ([`Outbox::subscribe_seals`]), so the uplink
+//! sends a batch as soon as it is sealed. The uplink sends sealed batches in seq order ([`Outbox::sealed_after`]) and, after
 //! a reconnect or restart, replays exactly the same batches; the cloud applies a batch only if its seq is
 //! above the highest it applied for this edge, so a seq must always denote the same content. The cloud's
 //! ack deletes every batch up to its seq ([`Outbox::ack`], cumulative). Updates the cloud rejected are moved
@@ -61,7 +62,7 @@ mod error;
 
 pub use config::{OutboxConfig, WhenFull};
 pub use error::OutboxError;
-pub use outbox::{AppendOutcome, DeadLetter, Outbox, OutboxStats, OutboxUpdate, SealedBatch};
+pub use outbox::{AppendOutcome, DeadLetter, Outbox, OutboxStats, OutboxUpdate, SEAL_EVENTS, Sealed, SealedBatch};
 
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,13 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::Arc,
+    time::Instant,
 };
 use twin_fsync::FileSyncer;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use twin_model::{AttrName, EntityId, UnixMs, Value, now_unix_ms};
 
 use crate::{
@@ -41,6 +43,20 @@ pub struct SealedBatch {
     /// Its updates in append order.
     pub updates: Vec<OutboxUpdate>,
 }
+
+/// A batch that was just sealed, as announced by [`Outbox::subscribe_seals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sealed {
+    /// Its seq.
+    pub seq: u64,
+    /// The updates it holds.
+    pub updates: usize,
+    /// When its seal became durable (this process's monotonic clock; finer than `sealed_at_ms`).
+    pub at: Instant,
+}
+
+/// Seal announcements a subscriber may fall behind by before it loses the oldest.
+pub const SEAL_EVENTS: usize = 1_024;
 
 /// An update the cloud rejected, set aside with the reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +134,8 @@ struct Inner {
     config: OutboxConfig,
     writer: Mutex<Writer>,
     state: Mutex<State>,
+    /// Announces each seal once it is durable; sent with the writer lock held, so in seq order.
+    seals: broadcast::Sender<Sealed>,
 }
 
 /// Owned by whoever mutates; everything here mirrors disk.
@@ -237,7 +255,8 @@ impl Outbox {
             last_acked_seq = state.last_acked,
             "outbox open"
         );
-        let inner = Inner { db, config, writer: Mutex::new(writer), state: Mutex::new(state) };
+        let (seals, _) = broadcast::channel(SEAL_EVENTS);
+        let inner = Inner { db, config, writer: Mutex::new(writer), state: Mutex::new(state), seals };
         Ok(Outbox { inner: Arc::new(inner) })
     }
 
@@ -325,6 +344,11 @@ impl Outbox {
         for (u, seq) in items.zip(placed) {
             note_latest(&mut st.latest, u, seq);
         }
+        drop(st);
+        let at = Instant::now();
+        for &(seq, meta) in &sealed_now {
+            self.announce(Sealed { seq, updates: meta.updates as usize, at });
+        }
         Ok(outcome)
     }
 
@@ -346,7 +370,24 @@ impl Outbox {
         st.add_batch(seq, meta);
         st.last_sealed = last_sealed;
         st.set_open(&[], 0);
+        drop(st);
+        self.announce(Sealed { seq, updates: meta.updates as usize, at: Instant::now() });
         Ok(Some(seq))
+    }
+
+    /// Announces every seal from now on, in seq order, as soon as it is durable (by [`Outbox::append`] when a
+    /// batch fills, or by [`Outbox::seal`]). The uplink waits on this to send a batch the moment it is sealed
+    /// instead of at its next timer tick; benchmarks use [`Sealed::at`] to time the batching stage. A
+    /// subscriber more than [`SEAL_EVENTS`] behind loses the oldest announcements
+    /// (`RecvError::Lagged`); [`Outbox::sealed_after`] still has the batches.
+    pub fn subscribe_seals(&self) -> broadcast::Receiver<Sealed> {
+        self.inner.seals.subscribe()
+    }
+
+    /// Called with the writer lock held, after the seal is durable and in the in-memory state.
+    fn announce(&self, sealed: Sealed) {
+        // No subscriber is fine: nobody is waiting for seals.
+        let _ = self.inner.seals.send(sealed);
     }
 
     /// Up to `max_batches` sealed, unacknowledged batches with a seq above `after`, in seq order. A batch

@@ -237,6 +237,27 @@ fn dead_letters_are_stored_listed_with_reasons_bounded_and_do_not_block_acks() {
 }
 
 #[test]
+fn each_durable_seal_is_announced_in_seq_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(config(&dir)).unwrap();
+    let mut seals = outbox.subscribe_seals();
+    let before = std::time::Instant::now();
+    assert_eq!(outbox.append(&series(0, 25, 4)).unwrap().sealed, vec![1, 2]);
+    assert_eq!(outbox.seal().unwrap(), Some(3));
+    assert_eq!(outbox.seal().unwrap(), None);
+    let got: Vec<_> = std::iter::from_fn(|| seals.try_recv().ok()).collect();
+    let seqs: Vec<_> = got.iter().map(|s| (s.seq, s.updates)).collect();
+    assert_eq!(
+        seqs,
+        vec![(1, 10), (2, 10), (3, 5)],
+        "full batches by append, the rest by seal; nothing for an empty seal"
+    );
+    assert!(got[0].at >= before && got.windows(2).all(|w| w[0].at <= w[1].at));
+    let readable: Vec<_> = outbox.sealed_after(0, 10).unwrap().iter().map(|b| b.seq).collect();
+    assert_eq!(readable, vec![1, 2, 3], "an announced batch can be read");
+}
+
+#[test]
 fn sealed_after_pages_in_seq_order() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(config(&dir)).unwrap();

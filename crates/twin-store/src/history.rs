@@ -15,7 +15,10 @@
 //! Chunks changed since the last checkpoint live only in the [`HistoryWriter`] (their points are durable in
 //! the change log and the stale-point records); queries merge them over what is on disk.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 use twin_model::{AttrName, EntityId, UnixMs, Value};
@@ -101,15 +104,16 @@ impl Chunk {
 type AttrKey = (EntityId, AttrName);
 
 /// The committer's history writer: the newest chunk of each attribute in memory, and every chunk not yet
-/// in a durable checkpoint.
+/// in a durable checkpoint. Chunks are shared with the checkpoint being written ([`HistoryWriter::snapshot`]
+/// takes no copies); a chunk the checkpoint still holds is copied when it next changes.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
-    newest: HashMap<AttrKey, Chunk>,
+    newest: HashMap<AttrKey, Arc<Chunk>>,
     /// Attributes whose newest chunk changed since the last checkpoint snapshot.
     dirty: HashSet<AttrKey>,
     /// Older chunks not yet in a durable checkpoint (late points, full chunks replaced), by key, with a
     /// generation that changes whenever the chunk does.
-    older: BTreeMap<Vec<u8>, (Chunk, u64)>,
+    older: BTreeMap<Vec<u8>, (Arc<Chunk>, u64)>,
     generation: u64,
 }
 
@@ -117,7 +121,7 @@ pub(crate) struct HistoryWriter {
 #[derive(Debug, Default)]
 pub(crate) struct ChunkSnapshot {
     /// (key, chunk) to write.
-    pub chunks: Vec<(Vec<u8>, Chunk)>,
+    pub chunks: Vec<(Vec<u8>, Arc<Chunk>)>,
     /// Older chunks included, with their generation: dropped from memory once written, if unchanged since.
     pub older: Vec<(Vec<u8>, u64)>,
 }
@@ -157,10 +161,10 @@ impl HistoryWriter {
         if !self.newest.contains_key(&key)
             && let Some(chunk) = load_newest(db, id, attr)?
         {
-            self.newest.insert(key.clone(), chunk);
+            self.newest.insert(key.clone(), Arc::new(chunk));
         }
         let Some(newest) = self.newest.get_mut(&key) else {
-            self.newest.insert(key.clone(), Chunk::new(t, value));
+            self.newest.insert(key.clone(), Arc::new(Chunk::new(t, value)));
             self.dirty.insert(key);
             return Ok(());
         };
@@ -168,11 +172,11 @@ impl HistoryWriter {
             if newest.points.len() >= CHUNK_POINTS && t > newest.last_time() {
                 // The full chunk may not be in a durable checkpoint yet: keep it pending (rewriting it once
                 // more costs little next to its 64 points).
-                let full = std::mem::replace(newest, Chunk::new(t, value));
+                let full = std::mem::replace(newest, Arc::new(Chunk::new(t, value)));
                 self.generation += 1;
                 self.older.insert(keys::history(id, attr, full.start), (full, self.generation));
             } else {
-                newest.insert(t, value);
+                Arc::make_mut(newest).insert(t, value);
             }
             self.dirty.insert(key);
             return Ok(());
@@ -195,15 +199,15 @@ impl HistoryWriter {
                         reason: "history chunk vanished".into(),
                     })?;
                     let chunk = Chunk::decode(&k, &bytes)?;
-                    self.older.insert(k.clone(), (chunk, self.generation));
+                    self.older.insert(k.clone(), (Arc::new(chunk), self.generation));
                 }
                 if let Some((chunk, generation)) = self.older.get_mut(&k) {
-                    chunk.insert(t, value);
+                    Arc::make_mut(chunk).insert(t, value);
                     *generation = self.generation;
                 }
             }
             None => {
-                self.older.insert(target, (Chunk::new(t, value), self.generation));
+                self.older.insert(target, (Arc::new(Chunk::new(t, value)), self.generation));
             }
         }
         Ok(())
@@ -217,16 +221,16 @@ impl HistoryWriter {
             .older
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, (c, _))| (k.clone(), c.clone()))
+            .map(|(k, (c, _))| (k.clone(), Chunk::clone(c)))
             .collect();
         if let Some(c) = self.newest.get(&(id.clone(), attr.clone())) {
-            out.push((keys::history(id, attr, c.start), c.clone()));
+            out.push((keys::history(id, attr, c.start), Chunk::clone(c)));
         }
         out
     }
 
-    /// Copies what the next checkpoint must write; the newest chunks are marked clean, pending older ones
-    /// stay in memory until [`HistoryWriter::written`].
+    /// What the next checkpoint must write, shared rather than copied; the newest chunks are marked clean,
+    /// pending older ones stay in memory until [`HistoryWriter::written`].
     pub fn snapshot(&mut self) -> ChunkSnapshot {
         let mut snap = ChunkSnapshot::default();
         for (id, attr) in self.dirty.drain() {
@@ -286,7 +290,7 @@ impl HistoryWriter {
                     let is_newest = self.newest.get(&key).is_some_and(|c| keys::history(id, attr, c.start) == *k);
                     let mut chunk = if is_newest {
                         match self.newest.get(&key) {
-                            Some(c) => c.clone(),
+                            Some(c) => Chunk::clone(c),
                             None => continue,
                         }
                     } else {
@@ -304,7 +308,7 @@ impl HistoryWriter {
                         // The chunk keeps its key (its start); its points stay within its range.
                         out.insert(k, chunk.encode());
                         if is_newest {
-                            self.newest.insert(key, chunk);
+                            self.newest.insert(key, Arc::new(chunk));
                         }
                     }
                 }
@@ -482,6 +486,22 @@ mod tests {
         w.record(&db, &e, &a, 300, Value::Integer(300)).unwrap();
         commit(&db, &mut w);
         assert_eq!(all(&db, &e, &a), (150..=300).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_snapshot_shares_chunks_and_keeps_them_as_they_were() {
+        let (_dir, db, e, a) = fixture();
+        let mut w = HistoryWriter::default();
+        for t in 0..10 {
+            w.record(&db, &e, &a, t, Value::Integer(t)).unwrap();
+        }
+        let snap = w.snapshot();
+        assert_eq!(snap.chunks.len(), 1);
+        assert!(Arc::ptr_eq(&snap.chunks[0].1, &w.newest[&(e.clone(), a.clone())]), "no copy while commits wait");
+        // The writer goes on while the checkpoint is written: the chunk is copied on this write.
+        w.record(&db, &e, &a, 10, Value::Integer(10)).unwrap();
+        assert_eq!(snap.chunks[0].1.points.len(), 10, "the checkpoint writes the chunk as it was");
+        assert_eq!(w.pending_chunks(&e, &a)[0].1.points.len(), 11);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::{
     Change, EdgeProgress, StoreConfig, StoreError,
     changes::SharedChanges,
     changes::StalePoint,
-    commit::{Checkpoint, Committer, Request, checkpoint_thread},
+    commit::{Checkpoint, Committer, DirtyAttributes, Request, checkpoint_thread},
     history,
     history::HistoryWriter,
     keys,
@@ -357,8 +357,8 @@ struct Recovered {
     history: HistoryWriter,
     checkpoint: Checkpoint,
     stale_seq: u64,
-    /// Attributes the replay changed (not yet in a checkpoint).
-    dirty: HashSet<(EntityId, AttrName)>,
+    /// Attributes the replay changed (not yet in a checkpoint), with their state.
+    dirty: DirtyAttributes,
     /// Changes and stale points replayed.
     replayed: usize,
 }
@@ -456,5 +456,12 @@ fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
             history.record(db, &p.entity, &p.attribute, p.observed_at, p.value)?;
         }
     }
+    let dirty = dirty
+        .into_iter()
+        .filter_map(|(id, attribute): (EntityId, AttrName)| {
+            let s = state.get(&id)?.attributes.get(&attribute)?.clone();
+            Some(((id, attribute), s))
+        })
+        .collect();
     Ok(Recovered { state, history, checkpoint, stale_seq, dirty, replayed })
 }
