@@ -3,15 +3,20 @@
 //!
 //! ```sh
 //! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 15] [--warmup 5] \
-//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 2000] [--os-buffered] [--per-second]
+//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 2000] [--per-second] \
+//!     [--os-buffered] [--checkpoint-s 5] [--edge-no-fsync] [--cloud-binary target/release/cloud]
 //! ```
 //!
 //! **What runs.** An in-process cloud (real gRPC on `127.0.0.1:0`, sled in a temp dir, `fsync` durability
-//! unless `--os-buffered`), a real edge [`Agent`] (deadband, durable outbox with fsync, uplink) fed by a
-//! synthetic source, and a Watch client on its own gRPC connection to the cloud, all in this process so one
-//! monotonic clock times everything. The `--sensors` `AirQualityObserved` stations report five attributes
-//! round-robin (pm25, pm10, no2, so2, o3: `--sensors` x 5 attribute slots), so at 50,000 updates/s over 50,000
-//! slots each attribute changes once a second.
+//! unless `--os-buffered`, checkpoints every `--checkpoint-s`), a real edge [`Agent`] (deadband, durable outbox
+//! with fsync unless `--edge-no-fsync`, uplink) fed by a synthetic source, and a Watch client on its own gRPC
+//! connection to the cloud, all in this process so one monotonic clock times everything. With
+//! `--cloud-binary` the cloud is that binary as a child process instead, as deployed: it shares the machine
+//! but not the process (sled 0.34's batch lock is process-wide); every instant is still taken here.
+//!
+//! The `--sensors` `AirQualityObserved` stations report five attributes round-robin (pm25, pm10, no2, so2,
+//! o3: `--sensors` x 5 attribute slots), so at 50,000 updates/s over 50,000 slots each attribute changes once
+//! a second.
 //!
 //! **Pacing.** Every millisecond the source hands the agent the readings due by then (`--rate` / 1,000 per
 //! tick on time; more after a late tick, so the average rate holds), as one group, the way a simulator tick
