@@ -13,15 +13,12 @@
 //! minute during the outage, values with one decimal; updates are appended in the order they were observed,
 //! 2,000 per durable append, as the agent's filter does. Cloud, uplink and outbox share the machine's cores.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use edge::uplink::{Uplink, UplinkConfig};
 use tokio_util::sync::CancellationToken;
-use twin_e2e::{InProcessCloud, load, reported_number, station, station_id};
+use twin_e2e::{InProcessCloud, load, reported_number, station, station_id, thread_cpu_s};
 use twin_model::{AttrName, EdgeId, EntityId, Value, now_unix_ms};
 use twin_outbox::{Outbox, OutboxConfig, OutboxUpdate};
 
@@ -59,26 +56,6 @@ fn value(s: usize, a: usize, r: usize) -> f64 {
     let phase = (s % 97) as f64 * 0.3 + a as f64;
     let v = base + swing * ((r as f64 * 0.2 + phase).sin()) + (s % 7) as f64;
     (v * 10.0).round() / 10.0
-}
-
-/// CPU seconds (user + system) used so far by this process's threads, summed by thread name; empty where
-/// `/proc` is not there. Threads that have ended are not counted.
-fn thread_cpu_s() -> BTreeMap<String, f64> {
-    let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return by_name };
-    for task in tasks.flatten() {
-        let (Ok(comm), Ok(stat)) =
-            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
-        else {
-            continue;
-        };
-        // Fields after the `(comm)`: state is field 3, utime and stime are fields 14 and 15 (clock ticks, 100/s).
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-        *by_name.entry(comm.trim().to_owned()).or_insert(0.0) += ticks as f64 / 100.0;
-    }
-    by_name
 }
 
 #[tokio::main]

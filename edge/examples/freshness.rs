@@ -62,7 +62,7 @@ use edge::{
 use hdrhistogram::Histogram;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use twin_e2e::{ChildProcess, Clients, InProcessCloud, connect, entity, load, station, station_id};
+use twin_e2e::{ChildProcess, Clients, InProcessCloud, connect, entity, load, station, station_id, thread_cpu_s};
 use twin_model::{AttrName, Catalog, EdgeId, EntityId, TypeName, Value, now_unix_ms};
 use twin_outbox::{OutboxConfig, OutboxUpdate, Sealed};
 use twin_proto::pb::{self, twin_service_client::TwinServiceClient};
@@ -317,26 +317,6 @@ fn cpu_pressure() -> String {
         .ok()
         .and_then(|p| p.lines().next().map(|l| l.trim_start_matches("some ").to_owned()))
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// CPU seconds (user + system) used so far by this process's threads, summed by thread name; empty where
-/// `/proc` is not there. Threads that have ended are not counted.
-fn thread_cpu_s() -> BTreeMap<String, f64> {
-    let mut by_name = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return by_name };
-    for task in tasks.flatten() {
-        let (Ok(comm), Ok(stat)) =
-            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
-        else {
-            continue;
-        };
-        // Fields after the `(comm)`: utime and stime are fields 14 and 15 (clock ticks, 100/s).
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-        *by_name.entry(comm.trim().to_owned()).or_insert(0.0) += ticks as f64 / 100.0;
-    }
-    by_name
 }
 
 fn histogram() -> Result<Histogram<u64>> {

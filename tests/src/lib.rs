@@ -503,3 +503,23 @@ where
     }
     Ok(())
 }
+
+/// CPU seconds (user + system) used so far by this process's threads, summed by thread name; empty where
+/// `/proc` is not there. Threads that have ended are not counted.
+pub fn thread_cpu_s() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return by_name };
+    for task in tasks.flatten() {
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
+        else {
+            continue;
+        };
+        // Fields after the `(comm)`: utime and stime are fields 14 and 15 (clock ticks, 100/s).
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+        *by_name.entry(comm.trim().to_owned()).or_insert(0.0) += ticks as f64 / 100.0;
+    }
+    by_name
+}
