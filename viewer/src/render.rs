@@ -424,8 +424,19 @@ impl CityRenderer {
     /// a few, by level of detail), one for a beacon, one for all glyphs, one for the markers.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, camera: &Camera, width: u32, height: u32) {
         pass.set_bind_group(0, &self.bind_group, &[]);
+        // Front to back, roughly: what stands on the ground first, then buildings, roads, the land under
+        // them; most fragments of what lies beneath then fail the depth test before they are shaded.
+        if let Some(glyph) =
+            self.glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)
+        {
+            pass.set_pipeline(&self.glyph_pipeline);
+            pass.set_vertex_buffer(0, glyph.vertices.slice(..));
+            pass.set_vertex_buffer(1, self.instances.slice(..));
+            pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
+        }
         pass.set_pipeline(&self.mesh_pipeline);
-        for (layer, mesh) in &self.layers {
+        for (layer, mesh) in self.layers.iter().rev() {
             if self.hidden.contains(layer) {
                 continue;
             }
@@ -449,15 +460,6 @@ impl CityRenderer {
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..mesh.count, 0, 0..1);
-        }
-        if let Some(glyph) =
-            self.glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)
-        {
-            pass.set_pipeline(&self.glyph_pipeline);
-            pass.set_vertex_buffer(0, glyph.vertices.slice(..));
-            pass.set_vertex_buffer(1, self.instances.slice(..));
-            pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
-            pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
         }
         if let Some(markers) = self.edges.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors)) {
             pass.set_pipeline(&self.marker_pipeline);
