@@ -3,7 +3,7 @@
 //! `cargo run --release -p viewer --example frame_time -- [WIDTH HEIGHT FRAMES]`
 //!
 //! Renders the offline city (about 75,000 extruded buildings, 69,000 sensor glyphs) offscreen with 4x
-//! MSAA from the `city` and `cbd` presets, with the buildings' level of detail off (every wall, the
+//! MSAA from the `city` and `cbd` presets, with level of detail off (every wall, every glyph a box: the
 //! reference) and on (the default), waiting for the GPU after every frame, on whatever adapter wgpu
 //! picks (lavapipe on a machine without a GPU). Then applies 10,000 random sensor colour changes the way
 //! a Watch stream does (scene + one 32-byte instance write each) and times that.
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     println!("upload: {:.2} s", t.elapsed().as_secs_f64());
     for (preset, lod) in [("city", false), ("city", true), ("cbd", false), ("cbd", true)] {
         let camera = Camera::preset(&scene, preset).ok_or_else(|| anyhow::anyhow!("no {preset} preset"))?;
-        renderer.set_building_lod(lod);
+        renderer.set_level_of_detail(lod);
         target.draw(&gpu, &renderer, &camera)?; // first frame: pipeline compilation
         let mut times: Vec<f64> = Vec::new();
         for _ in 0..frames {
@@ -50,12 +50,13 @@ fn main() -> anyhow::Result<()> {
         times.sort_by(f64::total_cmp);
         println!(
             "{preset:>5} {width}x{height}, level of detail {}: frame p50 {:.1} ms, p90 {:.1} ms, min {:.1} ms ({frames} \
-             frames, 4x MSAA), {} building triangles drawn",
+             frames, 4x MSAA), {} building triangles drawn, glyphs as {}",
             if lod { "on " } else { "off" },
             times[times.len() / 2],
             times[times.len() * 9 / 10],
             times[0],
             renderer.building_triangles(&camera, width, height),
+            if renderer.glyphs_as_quads(&camera, height) { "quads" } else { "boxes" },
         );
     }
     // 10,000 live changes, as Watch delivers them: colour in the scene, one instance write each.

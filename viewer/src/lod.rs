@@ -14,6 +14,10 @@
 //! Roofs and walls are two index buffers over the one vertex buffer of [`crate::scene::Scene::buildings`],
 //! so recolouring a building's vertices (the selection) shows whichever parts are drawn. Consecutive
 //! ranges are merged, so a frame issues at most a few hundred draws.
+//!
+//! Sensor glyphs get the same treatment as a whole: when even the nearest glyph would be under
+//! [`GLYPH_MIN_PX`] wide ([`glyphs_are_subpixel`]), every glyph is drawn as a camera-facing quad the size of
+//! its box's outline (two triangles instead of ten, four vertices instead of twenty).
 
 use std::ops::Range;
 
@@ -25,6 +29,19 @@ use crate::{camera::Camera, pick::Footprint};
 pub const TILES_PER_SIDE: usize = 16;
 /// A building's walls are drawn when they could be this many pixels tall on screen.
 pub const WALL_MIN_PX: f32 = 1.0;
+/// Glyphs are drawn as boxes when the nearest could be this many pixels wide on screen.
+pub const GLYPH_MIN_PX: f32 = 1.0;
+
+/// Whether glyphs `size_m` wide anywhere in the box `lo`..`hi` are all under [`GLYPH_MIN_PX`] wide seen
+/// from `camera` in an image `height` pixels tall: then quads do for boxes.
+pub fn glyphs_are_subpixel(camera: &Camera, (lo, hi): (Vec3, Vec3), size_m: f32, height: u32) -> bool {
+    let eye = camera.eye();
+    let forward = (camera.target - eye).normalize_or_zero();
+    // Depth is linear, so the box's nearest point in depth is a corner.
+    let depth = corners(lo, hi).iter().map(|c| (*c - eye).dot(forward)).fold(f32::INFINITY, f32::min);
+    let metres_per_px_per_m = 2.0 * (camera.fov_y / 2.0).tan() / height.max(1) as f32;
+    depth > 0.0 && size_m / (depth * metres_per_px_per_m) < GLYPH_MIN_PX
+}
 
 /// One tile of buildings.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +313,20 @@ mod tests {
         assert!(near.triangles() < all / 20, "{} of {all} triangles near a corner", near.triangles());
         let walls = with_walls(&tiles, &near);
         assert!([0, 1, 274, 275].iter().all(|b| walls.contains(b)), "the corner buildings have walls");
+    }
+
+    #[test]
+    fn glyphs_are_quads_only_when_even_the_nearest_is_under_a_pixel() {
+        // A city 20 km across, the demonstration city's size; glyphs 8 m wide.
+        let bounds = (Vec3::new(-10_000.0, 0.0, -11_500.0), Vec3::new(10_000.0, 30.0, 11_500.0));
+        let whole = Camera::framing(Vec3::ZERO, 9_200.0, 60.0);
+        assert!(glyphs_are_subpixel(&whole, bounds, 8.0, 1080));
+        // A frame twice as tall makes them two pixels wide: boxes again.
+        assert!(!glyphs_are_subpixel(&whole, bounds, 8.0, 2160));
+        let cbd = Camera::framing(Vec3::new(2_000.0, 0.0, -1_000.0), 800.0, 35.0);
+        assert!(!glyphs_are_subpixel(&cbd, bounds, 8.0, 1080));
+        // Standing inside the box: some glyph is right in front of the eye.
+        assert!(!glyphs_are_subpixel(&Camera::focus(Vec3::ZERO, 100.0), bounds, 8.0, 1080));
     }
 
     #[test]

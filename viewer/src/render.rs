@@ -20,7 +20,7 @@ use crate::{
     camera::Camera,
     lod::{self, Tile},
     pick::Picked,
-    scene::{Glyph, Layer, MARKER_FLOOR_M, Mesh, Scene, Vertex},
+    scene::{GLYPH_SIZE, Glyph, Layer, MARKER_FLOOR_M, Mesh, Scene, Vertex},
 };
 
 /// Samples per pixel.
@@ -101,6 +101,9 @@ struct Globals {
     eye: [f32; 4],
     /// x: metres a pixel covers per metre of distance; y: [`MARKER_FLOOR_M`].
     marker: [f32; 4],
+    /// The camera's right and up, for glyph quads that face it.
+    right: [f32; 4],
+    up: [f32; 4],
 }
 
 /// The metres one marker unit spans at `at`, seen from `camera` in an image `height_px` tall: a pixel, but
@@ -141,6 +144,17 @@ impl GpuMesh {
     }
 }
 
+/// The unit quad a far glyph is drawn as (`vs_glyph_far` turns it to the camera): x -0.5..0.5, y 0..1,
+/// counter-clockwise seen from the camera.
+fn glyph_quad() -> Mesh {
+    let corners =
+        [Vec3::new(-0.5, 0.0, 0.0), Vec3::new(0.5, 0.0, 0.0), Vec3::new(0.5, 1.0, 0.0), Vec3::new(-0.5, 1.0, 0.0)];
+    Mesh {
+        vertices: corners.map(|c| Vertex { pos: c.into(), normal: [0.0, 1.0, 0.0], color: [1.0; 4] }).to_vec(),
+        indices: vec![0, 1, 2, 0, 2, 3],
+    }
+}
+
 /// The unit glyph: a box 1 wide and 2 tall standing on the origin.
 fn glyph_mesh() -> Mesh {
     let mut m = Mesh::default();
@@ -172,6 +186,7 @@ const GLYPH_ATTRIBUTES: [wgpu::VertexAttribute; 3] =
 pub struct CityRenderer {
     mesh_pipeline: wgpu::RenderPipeline,
     glyph_pipeline: wgpu::RenderPipeline,
+    glyph_far_pipeline: wgpu::RenderPipeline,
     marker_pipeline: wgpu::RenderPipeline,
     globals: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
@@ -180,8 +195,11 @@ pub struct CityRenderer {
     roofs: Option<wgpu::Buffer>,
     walls: Option<wgpu::Buffer>,
     tiles: Vec<Tile>,
-    building_lod: bool,
+    level_of_detail: bool,
     glyph: Option<GpuMesh>,
+    glyph_quad: Option<GpuMesh>,
+    /// Where the glyphs are (their bases' bounds), for choosing boxes or quads.
+    glyph_bounds: (Vec3, Vec3),
     instances: wgpu::Buffer,
     instance_count: u32,
     hidden: BTreeSet<Layer>,
@@ -283,7 +301,9 @@ impl CityRenderer {
         };
         let mesh_pipeline = pipeline("meshes", "vs_mesh", &[Some(vertex_layout.clone())], false);
         let marker_pipeline = pipeline("markers", "vs_marker", &[Some(vertex_layout.clone())], true);
-        let glyph_pipeline = pipeline("glyphs", "vs_glyph", &[Some(vertex_layout), Some(glyph_layout)], false);
+        let glyph_buffers = [Some(vertex_layout), Some(glyph_layout)];
+        let glyph_pipeline = pipeline("glyphs", "vs_glyph", &glyph_buffers, false);
+        let glyph_far_pipeline = pipeline("far glyphs", "vs_glyph_far", &glyph_buffers, false);
         let index_buffer = |label: &str, indices: &[u32]| {
             (!indices.is_empty()).then(|| {
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -309,6 +329,7 @@ impl CityRenderer {
         CityRenderer {
             mesh_pipeline,
             glyph_pipeline,
+            glyph_far_pipeline,
             marker_pipeline,
             globals,
             bind_group,
@@ -316,8 +337,14 @@ impl CityRenderer {
             roofs,
             walls,
             tiles: scene.building_tiles.tiles.clone(),
-            building_lod: true,
+            level_of_detail: true,
             glyph: GpuMesh::upload(device, "glyph", &glyph_mesh()),
+            glyph_quad: GpuMesh::upload(device, "glyph quad", &glyph_quad()),
+            glyph_bounds: scene
+                .glyphs
+                .iter()
+                .map(|g| Vec3::from(g.center))
+                .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(lo, hi), c| (lo.min(c), hi.max(c))),
             instances,
             instance_count: scene.glyphs.len() as u32,
             hidden: BTreeSet::new(),
@@ -377,14 +404,20 @@ impl CityRenderer {
         self.selected = picked;
     }
 
-    /// Switches the buildings' level of detail (on by default); off, every wall is drawn, as a reference.
-    pub fn set_building_lod(&mut self, on: bool) {
-        self.building_lod = on;
+    /// Switches level of detail (on by default, see [`crate::lod`]); off, every wall is drawn and every
+    /// glyph is a box, as a reference.
+    pub fn set_level_of_detail(&mut self, on: bool) {
+        self.level_of_detail = on;
+    }
+
+    /// Whether a frame from `camera` at `height` pixels draws the glyphs as quads.
+    pub fn glyphs_as_quads(&self, camera: &Camera, height: u32) -> bool {
+        self.level_of_detail && lod::glyphs_are_subpixel(camera, self.glyph_bounds, GLYPH_SIZE, height)
     }
 
     /// The building triangles a frame from `camera` at `width` x `height` draws.
     pub fn building_triangles(&self, camera: &Camera, width: u32, height: u32) -> usize {
-        match (self.building_lod, self.layers.iter().find(|(l, _)| *l == Layer::Buildings)) {
+        match (self.level_of_detail, self.layers.iter().find(|(l, _)| *l == Layer::Buildings)) {
             (true, _) => lod::plan(&self.tiles, camera, width, height).triangles(),
             (false, mesh) => mesh.map_or(0, |(_, m)| m.count as usize / 3),
         }
@@ -409,6 +442,9 @@ impl CityRenderer {
 
     /// Sets the camera for the next draw into a `width` x `height` target.
     pub fn set_camera(&self, gpu: &Gpu, camera: &Camera, width: u32, height: u32) {
+        let forward = (camera.target - camera.eye()).normalize_or_zero();
+        let right = forward.cross(Vec3::Y).normalize_or_zero();
+        let up = right.cross(forward);
         let globals = Globals {
             view_proj: camera.view_proj(width as f32 / height.max(1) as f32).to_cols_array_2d(),
             // Afternoon sun from the south-west, 50 degrees up.
@@ -416,6 +452,8 @@ impl CityRenderer {
             ambient: [0.45, 0.0, 0.0, 0.0],
             eye: camera.eye().extend(1.0).into(),
             marker: [metres_per_pixel_per_metre(camera, height), MARKER_FLOOR_M, 0.0, 0.0],
+            right: right.extend(0.0).into(),
+            up: up.extend(0.0).into(),
         };
         gpu.queue.write_buffer(&self.globals, 0, bytemuck::bytes_of(&globals));
     }
@@ -424,13 +462,29 @@ impl CityRenderer {
     /// a few, by level of detail), one for a beacon, one for all glyphs, one for the markers.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, camera: &Camera, width: u32, height: u32) {
         pass.set_bind_group(0, &self.bind_group, &[]);
+        // Front to back, roughly: what stands on the ground first, then buildings, roads, the land under
+        // them; most fragments of what lies beneath then fail the depth test before they are shaded.
+        let (glyph, pipeline) = if self.glyphs_as_quads(camera, height) {
+            (&self.glyph_quad, &self.glyph_far_pipeline)
+        } else {
+            (&self.glyph, &self.glyph_pipeline)
+        };
+        if let Some(glyph) =
+            glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)
+        {
+            pass.set_pipeline(pipeline);
+            pass.set_vertex_buffer(0, glyph.vertices.slice(..));
+            pass.set_vertex_buffer(1, self.instances.slice(..));
+            pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
+            pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
+        }
         pass.set_pipeline(&self.mesh_pipeline);
-        for (layer, mesh) in &self.layers {
+        for (layer, mesh) in self.layers.iter().rev() {
             if self.hidden.contains(layer) {
                 continue;
             }
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
-            if *layer == Layer::Buildings && self.building_lod {
+            if *layer == Layer::Buildings && self.level_of_detail {
                 let draws = lod::plan(&self.tiles, camera, width, height);
                 for (buffer, ranges) in [(&self.roofs, &draws.roofs), (&self.walls, &draws.walls)] {
                     let Some(buffer) = buffer else { continue };
@@ -449,15 +503,6 @@ impl CityRenderer {
             pass.set_vertex_buffer(0, mesh.vertices.slice(..));
             pass.set_index_buffer(mesh.indices.slice(..), wgpu::IndexFormat::Uint32);
             pass.draw_indexed(0..mesh.count, 0, 0..1);
-        }
-        if let Some(glyph) =
-            self.glyph.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors) && self.instance_count > 0)
-        {
-            pass.set_pipeline(&self.glyph_pipeline);
-            pass.set_vertex_buffer(0, glyph.vertices.slice(..));
-            pass.set_vertex_buffer(1, self.instances.slice(..));
-            pass.set_index_buffer(glyph.indices.slice(..), wgpu::IndexFormat::Uint32);
-            pass.draw_indexed(0..glyph.count, 0, 0..self.instance_count);
         }
         if let Some(markers) = self.edges.as_ref().filter(|_| !self.hidden.contains(&Layer::Sensors)) {
             pass.set_pipeline(&self.marker_pipeline);

@@ -172,6 +172,18 @@ impl Mesh {
         }
     }
 
+    /// Orders the triangles top layer first (by height), so that drawn in order, the fragments of a lower
+    /// layer under an upper one fail the depth test before they are shaded: the flat layers cover the view
+    /// several times over (ground, terrain, water, parks), and a software adapter pays for every fragment.
+    fn sort_top_first(&mut self) {
+        let y = |t: &[u32]| {
+            t.iter().map(|i| self.vertices.get(*i as usize).map_or(0.0, |v| v.pos[1])).fold(f32::MIN, f32::max)
+        };
+        let mut triangles: Vec<[u32; 3]> = self.indices.chunks_exact(3).map(|t| [t[0], t[1], t[2]]).collect();
+        triangles.sort_by(|a, b| y(b).total_cmp(&y(a)));
+        self.indices = triangles.into_iter().flatten().collect();
+    }
+
     /// Number of triangles.
     pub fn triangles(&self) -> usize {
         self.indices.len() / 3
@@ -463,6 +475,7 @@ impl Scene {
             .collect();
         scene.building_grid = BuildingGrid::build(&scene.footprints);
         scene.building_tiles = BuildingTiles::build(&scene.footprints, &parts, &scene.buildings.indices);
+        scene.land.sort_top_first();
         scene
     }
 

@@ -11,6 +11,9 @@ struct Globals {
     eye: vec4<f32>,
     // x: metres a pixel covers per metre of distance; y: the fewest metres a marker unit spans.
     marker: vec4<f32>,
+    // The camera's right and up, for quads that face it.
+    right: vec4<f32>,
+    up: vec4<f32>,
 };
 
 @group(0) @binding(0) var<uniform> g: Globals;
@@ -50,6 +53,23 @@ fn vs_glyph(v: VertexIn, i: GlyphIn) -> VertexOut {
     out.clip = g.view_proj * vec4<f32>(world, 1.0);
     out.color = i.color;
     out.normal = v.normal;
+    return out;
+}
+
+// A glyph far away, under a pixel wide: a quad facing the camera instead of the box, as large as the box's
+// outline (`size` wide; its two faces in view, `2 size` tall sides and a `size` deep top, foreshortened by
+// the elevation of the line of sight). The unit quad spans x -0.5..0.5 and y 0..1.
+@vertex
+fn vs_glyph_far(v: VertexIn, i: GlyphIn) -> VertexOut {
+    var out: VertexOut;
+    let middle = i.center + vec3<f32>(0.0, i.size, 0.0);
+    let to_eye = normalize(g.eye.xyz - middle);
+    let tall = i.size * (2.0 * length(to_eye.xz) + abs(to_eye.y));
+    let world = middle + g.right.xyz * (v.pos.x * i.size) + g.up.xyz * ((v.pos.y - 0.5) * tall);
+    out.clip = g.view_proj * vec4<f32>(world, 1.0);
+    out.color = i.color;
+    // Lit like the box's top, which is most of what is seen from above.
+    out.normal = vec3<f32>(0.0, 1.0, 0.0);
     return out;
 }
 

@@ -141,7 +141,9 @@ fn level_of_detail_leaves_the_whole_city_picture_as_it_was_with_far_fewer_triang
     let target = Offscreen::new(&f.gpu, 480, 270);
     let lod = target.render(&f.gpu, &city, &cam).unwrap();
     let drawn = city.building_triangles(&cam, 480, 270);
-    city.set_building_lod(false);
+    assert!(city.glyphs_as_quads(&cam, 270), "from this far every glyph is under a pixel");
+    assert!(!city.glyphs_as_quads(&Camera::preset(&f.scene, "cbd").unwrap(), 270), "but not in the CBD");
+    city.set_level_of_detail(false);
     let full = target.render(&f.gpu, &city, &cam).unwrap();
     let all = city.building_triangles(&cam, 480, 270);
     assert!(drawn * 3 < all, "{drawn} of {all} building triangles drawn");
