@@ -92,9 +92,10 @@ impl Store {
         let (done_tx, checkpoint_done) = std_mpsc::channel();
         let checkpointer = {
             let (db, syncer, durability) = (db.clone(), FileSyncer::new(&config.path)?, config.durability);
+            let history = history.clone();
             std::thread::Builder::new()
                 .name("twin-checkpoint".into())
-                .spawn(move || checkpoint_thread(db, syncer, durability, jobs_rx, done_tx))?
+                .spawn(move || checkpoint_thread(db, syncer, durability, history, jobs_rx, done_tx))?
         };
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
