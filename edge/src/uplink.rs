@@ -11,7 +11,9 @@
 //!
 //! A batch leaves the outbox only when the cloud acknowledges it. Updates the cloud rejected are first set
 //! aside as dead letters with the cloud's reason, then the batch is acknowledged, so a rejected update never
-//! blocks the ones behind it. When the stream fails (an error, its end, no ack for [`ACK_TIMEOUT`]) the
+//! blocks the ones behind it. Acks are applied to the outbox by a task of their own, several at once, so that
+//! sending the next sealed batch never waits for the outbox's writer; a session ends only after the acks it
+//! received are applied. When the stream fails (an error, its end, no ack for [`ACK_TIMEOUT`]) the
 //! uplink waits an exponential backoff with jitter and starts over: the next session resumes after the
 //! Welcome's `last_applied_seq` and replays unacknowledged batches exactly as sealed; the cloud answers
 //! replays as duplicates, so each batch is applied exactly once.
@@ -347,7 +349,7 @@ async fn session(
         () = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
         s = open_stream(channel.clone(), &config.edge_id, max_in_flight + 2, span) => s?,
     };
-    let IngestStream { tx, mut responses, welcome } = stream;
+    let IngestStream { tx, responses, welcome } = stream;
     let resume = welcome.last_applied_seq;
     blocking(outbox, move |o| o.ack(resume)).await?;
     *state.welcomed = true;
@@ -394,6 +396,40 @@ async fn session(
         });
     }
 
+    // The cloud's acks are applied to the outbox by their own task, off the send path: deleting acked batches
+    // waits for the outbox's writer, which an append holds through its fsync, and a batch sealed meanwhile
+    // must go out at once (issue 6).
+    let (acks, rx) = mpsc::unbounded_channel();
+    let acker = tokio::spawn(apply_acks(outbox.clone(), rx));
+    let open = OpenStream { tx, responses, limits, resume, max_in_flight };
+    let streamed = stream_batches(config, outbox, shutdown, link, open, &acks).await;
+    drop(acks);
+    // Whatever ended the session, the acks received are applied before the next session starts. A failed
+    // ack task (the outbox failed) ends the stream at the next ack, and its error is the one to report.
+    acker.await??;
+    streamed
+}
+
+/// A session's ingest stream after the Welcome.
+struct OpenStream {
+    tx: mpsc::Sender<pb::IngestRequest>,
+    responses: tonic::Streaming<pb::IngestResponse>,
+    limits: Limits,
+    resume: u64,
+    max_in_flight: usize,
+}
+
+/// Sends sealed batches as they are sealed, keeping up to `max_in_flight` unacknowledged, and hands each ack
+/// to the ack task, until shutdown (after draining) or a failure.
+async fn stream_batches(
+    config: &UplinkConfig,
+    outbox: &Outbox,
+    shutdown: &CancellationToken,
+    link: &Link,
+    open: OpenStream,
+    acks: &mpsc::UnboundedSender<AckJob>,
+) -> Result<SessionEnd, BoxError> {
+    let OpenStream { tx, mut responses, limits, resume, max_in_flight } = open;
     // Subscribed before the first look at the outbox, so no seal can fall between the two.
     let mut seals = outbox.subscribe_seals();
     let mut seals_open = true;
@@ -452,7 +488,7 @@ async fn session(
                     }
                     None => return Err("the cloud ended the ingest stream".into()),
                 };
-                handle_ack(outbox, link, &mut in_flight, ack).await?;
+                handle_ack(link, &mut in_flight, ack, acks)?;
                 last_progress = Instant::now();
             }
             _ = seal_tick.tick() => {
@@ -473,11 +509,18 @@ async fn session(
     }
 }
 
-async fn handle_ack(
-    outbox: &Outbox,
+/// An ack for the ack task: the batch, and its updates the cloud rejected, with the reasons.
+struct AckJob {
+    seq: u64,
+    rejected: Vec<(OutboxUpdate, String)>,
+}
+
+/// Takes an ack off the in-flight window and passes it to the ack task.
+fn handle_ack(
     link: &Link,
     in_flight: &mut BTreeMap<u64, Vec<OutboxUpdate>>,
     ack: pb::Ack,
+    acks: &mpsc::UnboundedSender<AckJob>,
 ) -> Result<(), BoxError> {
     let seq = ack.seq;
     let Some(updates) = in_flight.remove(&seq) else {
@@ -493,11 +536,8 @@ async fn handle_ack(
         .collect();
     let dead = rejected.len() as u64;
     let count = updates.len() as u64;
-    if !rejected.is_empty() {
-        // Set aside before the ack deletes the batch, so a crash in between loses nothing.
-        blocking(outbox, move |o| o.dead_letter(seq, rejected)).await?;
-    }
-    blocking(outbox, move |o| o.ack(seq)).await?;
+    // Unbounded, but never more than the in-flight window is waiting.
+    acks.send(AckJob { seq, rejected }).map_err(|_| "the ack task stopped")?;
     link.update(|s| {
         s.batches_acked += 1;
         s.last_acked_seq = s.last_acked_seq.max(seq);
@@ -505,6 +545,28 @@ async fn handle_ack(
         s.updates_acked += count;
         s.last_ack_at_ms = Some(now_unix_ms());
     });
+    Ok(())
+}
+
+/// The ack task: applies acks in order until the session drops its sender. Whatever has arrived is applied
+/// together: each batch's rejected updates are set aside as dead letters, then one cumulative ack deletes
+/// every batch up to the newest (before the ack, so a crash in between loses nothing).
+async fn apply_acks(outbox: Outbox, mut rx: mpsc::UnboundedReceiver<AckJob>) -> Result<(), BoxError> {
+    let mut jobs = Vec::new();
+    while rx.recv_many(&mut jobs, 256).await > 0 {
+        let taken = std::mem::take(&mut jobs);
+        blocking(&outbox, move |o| {
+            let mut up_to = 0;
+            for job in taken {
+                up_to = up_to.max(job.seq);
+                if !job.rejected.is_empty() {
+                    o.dead_letter(job.seq, job.rejected)?;
+                }
+            }
+            o.ack(up_to)
+        })
+        .await?;
+    }
     Ok(())
 }
 
