@@ -17,6 +17,7 @@
 //! - [`render`]: the renderer: depth (reversed Z), a directional light plus ambient, 4x MSAA, and offscreen
 //!   rendering to RGBA for PNG snapshots.
 //!
+//! - [`testing`]: entity builders shared by the tests.
 //! - [`window`]: the operator window (winit + egui): orbit/pan/zoom, presets, layer toggles, search,
 //!   picking with the entity's attributes, legends, link state and frame time.
 //!
@@ -33,5 +34,6 @@ pub mod render;
 pub mod scene;
 pub mod snapshot;
 pub mod style;
+pub mod testing;
 pub mod triangulate;
 pub mod window;

@@ -5,10 +5,16 @@
 //! `WatchResponse` into the glyph indices to rewrite. [`follow`] runs the stream off the render thread:
 //! it resumes after the last revision it saw when the connection drops, re-lists when the change log no
 //! longer reaches back that far, and reports the link's state so the window can show it.
+//! Entities that appear while the viewer runs (an edge box registering itself and its sensors) get a
+//! glyph at once when they are points ([`Applied::added`]); a new or changed polygon or line changes the
+//! city's layout, and the scene is rebuilt from [`KnownEntities`] once such changes have settled.
 //! [`merge_change`] keeps an entity's reported and desired state current for the attribute panel, for
 //! every entity (a building as much as a sensor).
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::mpsc;
 use tonic::Code;
@@ -16,10 +22,25 @@ use twin_model::{AttrName, Entity, Reported, Value};
 use twin_proto::pb::{self, twin_service_client::TwinServiceClient};
 
 use crate::{
-    client::{self, ClientError},
+    client::{self, ClientError, entity_from_pb},
     scene::{Scene, glyph_color},
     style::live_color,
 };
+
+/// How long the city's layout must stay unchanged before the scene is rebuilt for new or changed polygons:
+/// loading a district sends its buildings in many messages, and each rebuild takes a while.
+pub const REBUILD_AFTER: Duration = Duration::from_secs(2);
+
+/// What one Watch message did to the scene.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Glyphs whose colour changed.
+    pub dirty: Vec<usize>,
+    /// Entities that got a new glyph (the renderer must upload the glyphs again).
+    pub added: Vec<Entity>,
+    /// New or changed entities that are not points: the scene needs a rebuild.
+    pub layout: Vec<Entity>,
+}
 
 /// The live values behind the glyph colours.
 #[derive(Debug, Default)]
@@ -49,10 +70,25 @@ impl LiveState {
         self.values.get(entity_id).map(|(_, v)| v)
     }
 
-    /// Applies one Watch message to the scene; returns the glyphs whose colour changed.
-    pub fn apply(&mut self, scene: &mut Scene, response: &pb::WatchResponse) -> Vec<usize> {
-        let mut dirty = Vec::new();
+    /// Applies one Watch message to the scene: recolours the glyphs of changed entities, adds glyphs for new
+    /// points, and reports new or changed entities of other shapes.
+    pub fn apply(&mut self, scene: &mut Scene, response: &pb::WatchResponse) -> Applied {
+        let mut applied = Applied::default();
         for change in &response.changes {
+            if change.kind == pb::change::Kind::Upsert as i32
+                && let Some(entity) = change.entity.as_ref().and_then(|e| entity_from_pb(e).ok())
+            {
+                if scene.glyph_index.contains_key(&change.entity_id) {
+                    // A known point's header changed (a move, a new relationship): rebuild to place it.
+                    applied.layout.push(entity);
+                } else if scene.add_point(&entity).is_some() {
+                    let t = entity.header.entity_type.to_string();
+                    self.values.insert(change.entity_id.clone(), (t, HashMap::new()));
+                    applied.added.push(entity);
+                } else if entity.header.geometry.is_some() {
+                    applied.layout.push(entity);
+                }
+            }
             let Some(&index) = scene.glyph_index.get(&change.entity_id) else { continue };
             let (entity_type, attrs) = self
                 .values
@@ -67,46 +103,107 @@ impl LiveState {
             let color = live_color(entity_type, |name| attrs.get(name)).unwrap_or_else(|| glyph_color(entity_type));
             if scene.glyphs[index].color != color {
                 scene.glyphs[index].color = color;
-                dirty.push(index);
+                applied.dirty.push(index);
             }
         }
         self.revision = self.revision.max(response.revision);
-        dirty
+        applied
+    }
+}
+
+/// Every entity the viewer knows, by id, kept current from Watch: the attribute panel reads it, and the
+/// scene is rebuilt from it when the city's layout changes.
+#[derive(Debug, Default)]
+pub struct KnownEntities {
+    entities: HashMap<String, Entity>,
+    rebuild_at: Option<Instant>,
+}
+
+impl KnownEntities {
+    /// From a listing.
+    pub fn new(entities: Vec<Entity>) -> KnownEntities {
+        KnownEntities {
+            entities: entities.into_iter().map(|e| (e.header.id.to_string(), e)).collect(),
+            rebuild_at: None,
+        }
+    }
+
+    /// An entity by id.
+    pub fn get(&self, id: &str) -> Option<&Entity> {
+        self.entities.get(id)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// Takes in one Watch message after [`LiveState::apply`]: new entities, changed headers (attributes
+    /// kept) and attribute values. A layout change (re)starts the wait for a rebuild.
+    pub fn absorb(&mut self, response: &pb::WatchResponse, applied: Applied, now: Instant) {
+        for entity in applied.added {
+            self.entities.insert(entity.header.id.to_string(), entity);
+        }
+        if !applied.layout.is_empty() {
+            self.rebuild_at = Some(now + REBUILD_AFTER);
+        }
+        for entity in applied.layout {
+            match self.entities.get_mut(entity.header.id.as_str()) {
+                Some(known) => known.header = entity.header,
+                None => {
+                    self.entities.insert(entity.header.id.to_string(), entity);
+                }
+            }
+        }
+        for change in &response.changes {
+            if let Some(entity) = self.entities.get_mut(&change.entity_id) {
+                merge_change(entity, change);
+            }
+        }
+    }
+
+    /// Every entity, once a layout change has settled ([`REBUILD_AFTER`] without another); the caller
+    /// rebuilds the scene from them.
+    pub fn rebuild_due(&mut self, now: Instant) -> Option<Vec<Entity>> {
+        if self.rebuild_at.is_some_and(|at| now >= at) {
+            self.rebuild_at = None;
+            return Some(self.entities.values().cloned().collect());
+        }
+        None
     }
 }
 
 /// Applies one change's attributes to `entity`'s state: a reported value replaces the known one unless it
-/// was observed earlier (the cloud's own last-writer-wins rule, so a late replay cannot roll it back); a
-/// desired value, when the change carries one, replaces the desired one. Returns whether anything changed.
+/// was observed earlier, and a desired value the known desired one unless it was set earlier (the cloud's
+/// own last-writer-wins rule, so a late replay rolls back neither). Returns whether anything changed.
 pub fn merge_change(entity: &mut Entity, change: &pb::Change) -> bool {
     let mut changed = false;
     let attributes = change.attributes.iter().chain(change.entity.iter().flat_map(|e| e.attributes.iter()));
     for a in attributes {
         let Ok(name) = AttrName::new(&a.name) else { continue };
         let state = entity.attributes.entry(name).or_default();
-        if let Some(value) = a.reported.clone().and_then(|v| Value::try_from(v).ok())
-            && state.reported.as_ref().is_none_or(|r| r.observed_at <= a.observed_at_unix_ms)
-        {
-            state.reported = Some(Reported {
-                value,
-                observed_at: a.observed_at_unix_ms,
-                received_at: a.received_at_unix_ms,
-                revision: a.revision,
-            });
-            changed = true;
-        }
-        if let Some(value) = a.desired.clone().and_then(|v| Value::try_from(v).ok()) {
-            state.desired = Some(Reported {
-                value,
-                observed_at: a.desired_at_unix_ms,
-                received_at: a.desired_at_unix_ms,
-                revision: a.revision,
-            });
-            changed = true;
-        }
+        let reported = (a.observed_at_unix_ms, a.received_at_unix_ms);
+        changed |= take_newer(&mut state.reported, a.reported.as_ref(), reported, a.revision);
+        let desired = (a.desired_at_unix_ms, a.desired_at_unix_ms);
+        changed |= take_newer(&mut state.desired, a.desired.as_ref(), desired, a.revision);
     }
     entity.revision = entity.revision.max(change.revision);
     changed
+}
+
+/// Replaces `known` with `incoming` (observed, received) unless `known` was observed later.
+fn take_newer(known: &mut Option<Reported>, incoming: Option<&pb::Value>, at: (i64, i64), revision: u64) -> bool {
+    let Some(value) = incoming.cloned().and_then(|v| Value::try_from(v).ok()) else { return false };
+    if known.as_ref().is_some_and(|k| k.observed_at > at.0) {
+        return false;
+    }
+    *known = Some(Reported { value, observed_at: at.0, received_at: at.1, revision });
+    true
 }
 
 /// What the follower tells the render thread.
@@ -196,17 +293,14 @@ async fn watch_once(url: &str, after: &mut u64, events: &mpsc::Sender<LiveEvent>
 
 #[cfg(test)]
 mod tests {
-    use twin_model::{EntityId, EntityStatic, Geometry, TypeName};
+    use twin_model::Geometry;
 
     use super::*;
+    use crate::testing::{edge_box, entity};
 
     fn station(i: usize) -> Entity {
-        Entity::new(EntityStatic {
-            id: EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:t:{i}")).unwrap(),
-            entity_type: TypeName::new("AirQualityObserved").unwrap(),
-            geometry: Some(Geometry::point(112.9 + i as f64 * 0.01, 28.2)),
-            relationships: Default::default(),
-        })
+        let id = format!("urn:ngsi-ld:AirQualityObserved:t:{i}");
+        entity(&id, "AirQualityObserved", Geometry::point(112.9 + i as f64 * 0.01, 28.2))
     }
 
     fn aqi_change(i: usize, aqi: i64, revision: u64) -> pb::Change {
@@ -231,13 +325,13 @@ mod tests {
         let mut live = LiveState::new(&entities, &scene, 10);
         let before = scene.glyphs.clone();
         let r = pb::WatchResponse { changes: vec![aqi_change(1, 180, 11)], revision: 11, snapshot_complete: false };
-        let dirty = live.apply(&mut scene, &r);
+        let dirty = live.apply(&mut scene, &r).dirty;
         assert_eq!(dirty, vec![scene.glyph_index["urn:ngsi-ld:AirQualityObserved:t:1"]]);
         assert_eq!(scene.glyphs[dirty[0]].color, crate::scene::srgb(255, 0, 0));
         assert_eq!(live.revision, 11);
         // The same band again changes nothing; other glyphs never changed.
         let again = pb::WatchResponse { changes: vec![aqi_change(1, 190, 12)], revision: 12, snapshot_complete: false };
-        assert!(live.apply(&mut scene, &again).is_empty());
+        assert!(live.apply(&mut scene, &again).dirty.is_empty());
         for (i, (now, was)) in scene.glyphs.iter().zip(&before).enumerate() {
             if i != dirty[0] {
                 assert_eq!(now, was);
@@ -245,7 +339,80 @@ mod tests {
         }
         // Unknown entities are ignored.
         let stray = pb::WatchResponse { changes: vec![aqi_change(9, 10, 13)], revision: 13, snapshot_complete: false };
-        assert!(live.apply(&mut scene, &stray).is_empty());
+        let applied = live.apply(&mut scene, &stray);
+        assert!(applied.dirty.is_empty() && applied.added.is_empty() && applied.layout.is_empty());
+    }
+
+    fn upsert(entity: &Entity, revision: u64) -> pb::Change {
+        pb::Change {
+            kind: pb::change::Kind::Upsert as i32,
+            revision,
+            entity_id: entity.header.id.to_string(),
+            entity_type: entity.header.entity_type.to_string(),
+            entity: Some(twin_proto::convert::header_to_pb(&entity.header, revision)),
+            attributes: Vec::new(),
+        }
+    }
+
+    fn district(id: &str, lon: f64) -> Entity {
+        let square = [(lon, 28.1), (lon + 0.1, 28.1), (lon + 0.1, 28.3), (lon, 28.3)];
+        let ring = square.iter().map(|&(lon, lat)| twin_model::GeoPoint { lon, lat }).collect();
+        entity(id, "District", Geometry { shape: twin_model::Shape::Polygon(ring), height_m: 0.0 })
+    }
+
+    #[test]
+    fn an_edge_box_that_registers_later_gets_its_glyph_and_link_and_then_its_colour() {
+        let mut entities: Vec<Entity> = (0..3).map(station).collect();
+        entities.push(district("urn:ngsi-ld:District:changsha:yuelu", 112.85));
+        let mut scene = Scene::build(&entities);
+        let mut live = LiveState::new(&entities, &scene, 10);
+        let mut known = KnownEntities::new(entities);
+        let edge_box = edge_box("changsha:edge-yuelu", 112.93, 28.22, "urn:ngsi-ld:District:changsha:yuelu", None);
+        let mut link = aqi_change(0, 0, 12);
+        link.entity_id = edge_box.header.id.to_string();
+        link.entity_type = crate::scene::EDGE_NODE.into();
+        link.attributes[0].name = "linkState".into();
+        link.attributes[0].reported = Some(pb::Value { kind: Some(pb::value::Kind::Text("connected".into())) });
+        let r =
+            pb::WatchResponse { changes: vec![upsert(&edge_box, 11), link], revision: 12, snapshot_complete: false };
+        let glyphs = scene.glyphs.len();
+        let applied = live.apply(&mut scene, &r);
+
+        assert_eq!(scene.glyphs.len(), glyphs + 1, "a glyph for the new box");
+        let index = scene.glyph_index[edge_box.header.id.as_str()];
+        assert_eq!(applied.added.len(), 1);
+        assert!(applied.layout.is_empty(), "a point needs no rebuild");
+        assert_eq!(applied.dirty, vec![index], "its link state, in the same message, colours it");
+        assert_ne!(scene.glyphs[index].color, glyph_color(crate::scene::EDGE_NODE));
+        assert!(scene.is_edge_glyph(index));
+        let edge = scene.edges.iter().find(|e| e.glyph == index).expect("an edge box marker");
+        assert!(edge.district_center.is_some(), "linked to its district");
+        known.absorb(&r, applied, Instant::now());
+        let panel = known.get(edge_box.header.id.as_str()).expect("the panel knows it");
+        assert_eq!(panel.reported("linkState"), Some(&Value::Text("connected".into())));
+        assert!(known.rebuild_due(Instant::now() + REBUILD_AFTER).is_none(), "no rebuild for a point");
+    }
+
+    #[test]
+    fn new_polygons_rebuild_the_scene_once_they_have_settled() {
+        let entities: Vec<Entity> = (0..2).map(station).collect();
+        let mut scene = Scene::build(&entities);
+        let mut live = LiveState::new(&entities, &scene, 10);
+        let mut known = KnownEntities::new(entities);
+        let t0 = Instant::now();
+        for (k, lon) in [112.7, 112.8].into_iter().enumerate() {
+            let d = district(&format!("urn:ngsi-ld:District:changsha:d{k}"), lon);
+            let r =
+                pb::WatchResponse { changes: vec![upsert(&d, 11 + k as u64)], revision: 11, snapshot_complete: false };
+            let applied = live.apply(&mut scene, &r);
+            assert_eq!(applied.layout.len(), 1);
+            known.absorb(&r, applied, t0 + Duration::from_secs(k as u64));
+        }
+        assert!(known.rebuild_due(t0 + REBUILD_AFTER).is_none(), "the second district restarted the wait");
+        let entities = known.rebuild_due(t0 + Duration::from_secs(1) + REBUILD_AFTER).expect("a rebuild");
+        assert_eq!(entities.len(), 4);
+        assert_eq!(Scene::build(&entities).district_centers.len(), 2);
+        assert!(known.rebuild_due(t0 + Duration::from_secs(60)).is_none(), "once");
     }
 
     #[test]
@@ -269,5 +436,12 @@ mod tests {
         let state = &e.attributes[&AttrName::new("aqi").unwrap()];
         assert_eq!(state.desired.as_ref().map(|d| (&d.value, d.observed_at)), Some((&Value::Integer(10), 3_000)));
         assert_eq!(state.reported.as_ref().map(|r| r.observed_at), Some(2_000));
+        // Nor does a late replay of an older desired value.
+        let mut older = desired.clone();
+        older.attributes[0].desired = Some(pb::Value { kind: Some(pb::value::Kind::Integer(99)) });
+        older.attributes[0].desired_at_unix_ms = 2_500;
+        assert!(!merge_change(&mut e, &older));
+        let state = &e.attributes[&AttrName::new("aqi").unwrap()];
+        assert_eq!(state.desired.as_ref().map(|d| &d.value), Some(&Value::Integer(10)));
     }
 }

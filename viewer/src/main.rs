@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use viewer::{
     camera::{Camera, PRESETS},
     client,
-    live::{LiveEvent, LiveState, follow},
+    live::{KnownEntities, LiveEvent, LiveState, follow},
     pick::Picked,
     render::{COLOR_FORMAT, CityRenderer, Gpu, Offscreen},
     scene::{Layer, Scene},
@@ -197,13 +197,14 @@ async fn headless(
     let mut scene = Scene::build(&entities);
     let mut live = LiveState::new(&entities, &scene, revision);
     let mut renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+    println!("viewer: {} entities from {url}; writing {} every {every:?}", entities.len(), dir.display());
+    let mut known = KnownEntities::new(entities);
     let target = Offscreen::new(&gpu, width, height);
     for name in &cameras {
         resolve_camera(&scene, name)?;
     }
     let (tx, mut events) = tokio::sync::mpsc::channel(256);
     let follower = tokio::spawn(follow(url.clone(), revision, tx));
-    println!("viewer: {} entities from {url}; writing {} every {every:?}", entities.len(), dir.display());
     std::io::Write::flush(&mut std::io::stdout()).ok();
     let mut tick = tokio::time::interval(every);
     let stop = twin_telemetry::signal::shutdown_signal();
@@ -212,6 +213,13 @@ async fn headless(
         tokio::select! {
             () = &mut stop => break,
             _ = tick.tick() => {
+                // New buildings, roads or districts: rebuild once they have settled.
+                if let Some(entities) = known.rebuild_due(Instant::now()) {
+                    scene = Scene::build(&entities);
+                    live = LiveState::new(&entities, &scene, live.revision);
+                    renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+                    known = KnownEntities::new(entities);
+                }
                 for name in &cameras {
                     let image = target.render(&gpu, &renderer, &resolve_camera(&scene, name)?)?;
                     let file = name.replace([':', '/'], "_");
@@ -224,13 +232,18 @@ async fn headless(
             }
             event = events.recv() => match event {
                 Some(LiveEvent::Changes(response)) => {
-                    let dirty = live.apply(&mut scene, &response);
-                    renderer.apply(&gpu, &scene, &dirty);
+                    let applied = live.apply(&mut scene, &response);
+                    if !applied.added.is_empty() {
+                        renderer.reload_glyphs(&gpu, &scene);
+                    }
+                    renderer.apply(&gpu, &scene, &applied.dirty);
+                    known.absorb(&response, applied, Instant::now());
                 }
                 Some(LiveEvent::Relisted(entities, revision)) => {
                     scene = Scene::build(&entities);
                     live = LiveState::new(&entities, &scene, revision);
                     renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+                    known = KnownEntities::new(entities);
                 }
                 Some(LiveEvent::Connected) => eprintln!("viewer: following {url}"),
                 Some(LiveEvent::Disconnected(why)) => eprintln!("viewer: lost the cloud ({why}); reconnecting"),

@@ -10,7 +10,11 @@
 
 use glam::{Vec2, Vec3, Vec3Swizzles, Vec4Swizzles};
 
-use crate::{camera::Camera, scene::Scene};
+use crate::{
+    camera::Camera,
+    render::marker_unit_px,
+    scene::{EDGE_MARKER_UNITS, Scene},
+};
 
 /// A half-line in world space.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -311,6 +315,12 @@ pub fn pick_counted(
     pickable: Pickable,
 ) -> (Option<Picked>, PickCost) {
     let mut cost = PickCost::default();
+    // Edge boxes' markers are drawn over everything: a click on one picks its box, whatever is behind.
+    if pickable.sensors
+        && let Some(i) = edge_marker_under(scene, camera, (width, height), at)
+    {
+        return (Some(Picked::Sensor(i)), cost);
+    }
     let ray = camera.ray(at, width, height);
     let building =
         if pickable.buildings { scene.building_grid.first_hit(&scene.footprints, &ray, &mut cost) } else { None };
@@ -321,6 +331,24 @@ pub fn pick_counted(
         (Some((s, _)), None) => (Some(Picked::Sensor(s)), cost),
         (None, None) => (None, cost),
     }
+}
+
+/// The glyph of the edge box whose marker (dot and ring, [`EDGE_MARKER_UNITS`]) covers the cursor; the
+/// closest on screen wins.
+fn edge_marker_under(scene: &Scene, camera: &Camera, (w, h): (u32, u32), at: (f32, f32)) -> Option<usize> {
+    let cursor = Vec2::new(at.0, at.1);
+    let outer = EDGE_MARKER_UNITS.2;
+    scene
+        .edges
+        .iter()
+        .filter_map(|edge| {
+            let anchor = scene.edge_anchor(edge)?;
+            let (x, y) = camera.to_pixel(anchor, w, h)?;
+            let d = Vec2::new(x, y).distance(cursor);
+            (d <= outer * marker_unit_px(camera, anchor, h)).then_some((d, edge.glyph))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, glyph)| glyph)
 }
 
 /// The glyph under the cursor: hit by the ray, or within [`SENSOR_TOLERANCE_PX`] of its middle on screen;

@@ -112,6 +112,12 @@ pub fn marker_unit_m(camera: &Camera, at: Vec3, height_px: u32) -> f32 {
     (at.distance(camera.eye()) * metres_per_pixel_per_metre(camera, height_px)).max(MARKER_FLOOR_M)
 }
 
+/// The pixels one marker unit spans at `at`: one, or more up close where [`MARKER_FLOOR_M`] takes over.
+pub fn marker_unit_px(camera: &Camera, at: Vec3, height_px: u32) -> f32 {
+    let metres_per_px = at.distance(camera.eye()) * metres_per_pixel_per_metre(camera, height_px);
+    marker_unit_m(camera, at, height_px) / metres_per_px.max(f32::MIN_POSITIVE)
+}
+
 fn metres_per_pixel_per_metre(camera: &Camera, height_px: u32) -> f32 {
     2.0 * (camera.fov_y / 2.0).tan() / height_px.max(1) as f32
 }
@@ -206,6 +212,23 @@ pub struct CityRenderer {
     edges: Option<GpuMesh>,
     beacon: Option<GpuMesh>,
     selected: Option<Picked>,
+}
+
+/// The scene's glyphs as an instance buffer, and the bounds of their centres.
+fn glyph_instances(gpu: &Gpu, scene: &Scene) -> (wgpu::Buffer, (Vec3, Vec3)) {
+    let instances = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("glyph instances"),
+        size: (scene.glyphs.len().max(1) * std::mem::size_of::<Glyph>()) as u64,
+        usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    gpu.queue.write_buffer(&instances, 0, bytemuck::cast_slice(&scene.glyphs));
+    let bounds = scene
+        .glyphs
+        .iter()
+        .map(|g| Vec3::from(g.center))
+        .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(lo, hi), c| (lo.min(c), hi.max(c)));
+    (instances, bounds)
 }
 
 impl CityRenderer {
@@ -319,13 +342,7 @@ impl CityRenderer {
             .into_iter()
             .filter_map(|(layer, mesh)| GpuMesh::upload(device, "layer", mesh).map(|m| (layer, m)))
             .collect();
-        let instances = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("glyph instances"),
-            size: (scene.glyphs.len().max(1) * std::mem::size_of::<Glyph>()) as u64,
-            usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        gpu.queue.write_buffer(&instances, 0, bytemuck::cast_slice(&scene.glyphs));
+        let (instances, glyph_bounds) = glyph_instances(gpu, scene);
         CityRenderer {
             mesh_pipeline,
             glyph_pipeline,
@@ -340,11 +357,7 @@ impl CityRenderer {
             level_of_detail: true,
             glyph: GpuMesh::upload(device, "glyph", &glyph_mesh()),
             glyph_quad: GpuMesh::upload(device, "glyph quad", &glyph_quad()),
-            glyph_bounds: scene
-                .glyphs
-                .iter()
-                .map(|g| Vec3::from(g.center))
-                .fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(lo, hi), c| (lo.min(c), hi.max(c))),
+            glyph_bounds,
             instances,
             instance_count: scene.glyphs.len() as u32,
             hidden: BTreeSet::new(),
@@ -352,6 +365,16 @@ impl CityRenderer {
             beacon: None,
             selected: None,
         }
+    }
+
+    /// Uploads every glyph again, after glyphs were added to the scene ([`Scene::add_point`]), and the edge
+    /// boxes' markers with them.
+    pub fn reload_glyphs(&mut self, gpu: &Gpu, scene: &Scene) {
+        let (instances, bounds) = glyph_instances(gpu, scene);
+        self.instances = instances;
+        self.glyph_bounds = bounds;
+        self.instance_count = scene.glyphs.len() as u32;
+        self.edges = GpuMesh::upload(&gpu.device, "edge boxes", &scene.edge_overlay());
     }
 
     /// Applies live changes: rewrites the glyphs at `dirty` (see [`crate::live::LiveState::apply`]) and, if an

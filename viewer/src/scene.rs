@@ -337,6 +337,13 @@ pub struct Scene {
     pub building_tiles: BuildingTiles,
     /// The edge boxes among the glyphs.
     pub edges: Vec<EdgeBox>,
+    /// Each district's centre on the ground, by id: an edge box that appears later links to it.
+    pub district_centers: HashMap<String, Vec3>,
+}
+
+/// The district an edge box serves (`refDistrict`).
+fn district_of(e: &Entity) -> Option<&str> {
+    e.header.relationships.iter().find(|(k, _)| k.as_str() == "refDistrict").map(|(_, id)| id.as_str())
 }
 
 fn number(e: &Entity, attribute: &str) -> Option<f64> {
@@ -389,7 +396,6 @@ impl Scene {
         let mut max_height = 0.0f32;
         let mut towers: Vec<(f32, Vec3)> = Vec::new();
         let mut parts: Vec<BuildingParts> = Vec::new();
-        let mut district_centers: HashMap<&str, Vec3> = HashMap::new();
         let mut edge_districts: Vec<(usize, Option<&str>)> = Vec::new();
         let ring = |ps: &[GeoPoint]| ps.iter().map(|p| proj.to_plane(*p)).collect::<Vec<_>>();
         for e in entities {
@@ -428,7 +434,9 @@ impl Scene {
                 (Shape::Polygon(ps), "District") => {
                     let mut closed = ring(ps);
                     let c = centroid(&closed);
-                    district_centers.insert(e.header.id.as_str(), Vec3::new(c[0] as f32, EDGE_Y, -c[1] as f32));
+                    scene
+                        .district_centers
+                        .insert(e.header.id.to_string(), Vec3::new(c[0] as f32, EDGE_Y, -c[1] as f32));
                     if let Some(first) = closed.first().copied() {
                         closed.push(first);
                     }
@@ -439,18 +447,10 @@ impl Scene {
                     scene.roads.push_strip(&ring(ps), width, ROAD_Y, rgb(palette::ROAD));
                 }
                 (Shape::Point(p), _) => {
-                    let center = proj.to_world(*p, ROAD_Y);
-                    scene.glyph_index.insert(e.header.id.to_string(), scene.glyphs.len());
-                    scene.glyph_ids.push(e.header.id.to_string());
-                    let color = live_color(t, |a| e.reported(a)).unwrap_or_else(|| glyph_color(t));
-                    let size = if t == EDGE_NODE {
-                        let district = e.header.relationships.iter().find(|(k, _)| k.as_str() == "refDistrict");
-                        edge_districts.push((scene.glyphs.len(), district.map(|(_, id)| id.as_str())));
-                        EDGE_GLYPH_SIZE
-                    } else {
-                        GLYPH_SIZE
-                    };
-                    scene.glyphs.push(Glyph { center: center.into(), size, color });
+                    let index = scene.push_glyph(e, proj.to_world(*p, ROAD_Y));
+                    if t == EDGE_NODE {
+                        edge_districts.push((index, district_of(e)));
+                    }
                 }
                 _ => {}
             }
@@ -470,13 +470,47 @@ impl Scene {
             .into_iter()
             .map(|(glyph, district)| EdgeBox {
                 glyph,
-                district_center: district.and_then(|d| district_centers.get(d).copied()),
+                district_center: district.and_then(|d| scene.district_centers.get(d).copied()),
             })
             .collect();
         scene.building_grid = BuildingGrid::build(&scene.footprints);
         scene.building_tiles = BuildingTiles::build(&scene.footprints, &parts, &scene.buildings.indices);
         scene.land.sort_top_first();
         scene
+    }
+
+    /// Where an edge box's marker is drawn: on the ground under its glyph.
+    pub fn edge_anchor(&self, edge: &EdgeBox) -> Option<Vec3> {
+        let glyph = self.glyphs.get(edge.glyph)?;
+        Some(Vec3::new(glyph.center[0], EDGE_Y, glyph.center[2]))
+    }
+
+    /// Adds the glyph of an entity that appeared after the scene was built (an edge box registering its
+    /// sensors, say), linking an edge box to its district. Returns its glyph index; `None` when the entity is
+    /// not a point, is already in the scene, or the scene is empty (nothing to place it against).
+    pub fn add_point(&mut self, e: &Entity) -> Option<usize> {
+        let proj = self.projection?;
+        let Some(Shape::Point(p)) = e.header.geometry.as_ref().map(|g| &g.shape) else { return None };
+        if self.glyph_index.contains_key(e.header.id.as_str()) {
+            return None;
+        }
+        let index = self.push_glyph(e, proj.to_world(*p, ROAD_Y));
+        if e.header.entity_type.as_str() == EDGE_NODE {
+            let district_center = district_of(e).and_then(|d| self.district_centers.get(d).copied());
+            self.edges.push(EdgeBox { glyph: index, district_center });
+        }
+        Some(index)
+    }
+
+    fn push_glyph(&mut self, e: &Entity, center: Vec3) -> usize {
+        let t = e.header.entity_type.as_str();
+        let index = self.glyphs.len();
+        self.glyph_index.insert(e.header.id.to_string(), index);
+        self.glyph_ids.push(e.header.id.to_string());
+        let color = live_color(t, |a| e.reported(a)).unwrap_or_else(|| glyph_color(t));
+        let size = if t == EDGE_NODE { EDGE_GLYPH_SIZE } else { GLYPH_SIZE };
+        self.glyphs.push(Glyph { center: center.into(), size, color });
+        index
     }
 
     /// The edge boxes' markers (dot, ring, link line) in their glyphs' current colours: a marker mesh,
@@ -486,8 +520,7 @@ impl Scene {
         let mut mesh = Mesh::default();
         let (dot, inner, outer) = EDGE_MARKER_UNITS;
         for edge in &self.edges {
-            let Some(glyph) = self.glyphs.get(edge.glyph) else { continue };
-            let at = Vec3::new(glyph.center[0], EDGE_Y, glyph.center[2]);
+            let (Some(glyph), Some(at)) = (self.glyphs.get(edge.glyph), self.edge_anchor(edge)) else { continue };
             if let Some(to) = edge.district_center {
                 mesh.push_marker_line(at, to, EDGE_LINK_UNITS, glyph.color);
             }

@@ -9,7 +9,6 @@
 //! keeps them current. The renderer highlights the pick.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -30,7 +29,7 @@ use winit::{
 use crate::{
     camera::{Camera, PRESETS},
     client,
-    live::{LiveEvent, LiveState, follow, merge_change},
+    live::{KnownEntities, LiveEvent, LiveState, follow},
     pick::{Pickable, pick},
     render::{CityRenderer, FrameTargets, Gpu, RenderError},
     scene::{EDGE_NODE, Layer, Scene, palette},
@@ -97,7 +96,7 @@ struct City {
     scene: Scene,
     live: LiveState,
     renderer: CityRenderer,
-    entities: HashMap<String, Entity>,
+    entities: KnownEntities,
 }
 
 /// The city as listed (entities and the revision the listing is at), or why it could not be.
@@ -258,17 +257,23 @@ impl App {
                 LiveEvent::Disconnected(why) => self.link = Link::Lost(why),
                 LiveEvent::Changes(response) => {
                     if let (Some(city), Some(gfx)) = (self.city.as_mut(), self.gfx.as_ref()) {
-                        let dirty = city.live.apply(&mut city.scene, &response);
-                        city.renderer.apply(&gfx.gpu, &city.scene, &dirty);
-                        for change in &response.changes {
-                            if let Some(entity) = city.entities.get_mut(&change.entity_id) {
-                                merge_change(entity, change);
-                            }
+                        let applied = city.live.apply(&mut city.scene, &response);
+                        if !applied.added.is_empty() {
+                            city.renderer.reload_glyphs(&gfx.gpu, &city.scene);
                         }
+                        city.renderer.apply(&gfx.gpu, &city.scene, &applied.dirty);
+                        city.entities.absorb(&response, applied, Instant::now());
                     }
                 }
                 LiveEvent::Relisted(entities, revision) => self.install(entities, revision),
             }
+        }
+        // New buildings, roads or districts: rebuild once they have settled.
+        if let Some(city) = self.city.as_mut()
+            && let Some(entities) = city.entities.rebuild_due(Instant::now())
+        {
+            let revision = city.live.revision;
+            self.install(entities, revision);
         }
     }
 
@@ -291,8 +296,7 @@ impl App {
         }
         // A re-listed city keeps the selection, if the entity is still there.
         renderer.select(&gfx.gpu, &scene, self.selected.as_deref().and_then(|id| scene.find(id)));
-        let entities = entities.into_iter().map(|e| (e.header.id.to_string(), e)).collect();
-        self.city = Some(City { scene, live, renderer, entities });
+        self.city = Some(City { scene, live, renderer, entities: KnownEntities::new(entities) });
         match &self.source {
             Source::Cloud(url) if self.live_rx.is_none() => {
                 let (tx, rx) = mpsc::channel(1024);

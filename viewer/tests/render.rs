@@ -8,9 +8,7 @@ use std::sync::OnceLock;
 
 use glam::Vec3;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
-use twin_model::{
-    AttrName, AttributeState, Entity, EntityId, EntityStatic, GeoPoint, Geometry, Reported, Shape, TypeName, Value,
-};
+use twin_model::{Entity, GeoPoint, Geometry, Shape};
 use twin_proto::pb;
 use viewer::{
     camera::Camera,
@@ -19,6 +17,7 @@ use viewer::{
     render::{COLOR_FORMAT, CityRenderer, Gpu, Image, Offscreen, marker_unit_m},
     scene::{EDGE_MARKER_UNITS, Layer, Scene, palette},
     snapshot,
+    testing::entity,
 };
 
 struct Fixture {
@@ -210,23 +209,9 @@ fn a_picked_building_is_highlighted_where_it_was_clicked() {
 
 const DISTRICT: &str = "urn:ngsi-ld:District:test:central";
 
-fn entity(id: &str, entity_type: &str, geometry: Geometry) -> Entity {
-    Entity::new(EntityStatic {
-        id: EntityId::new(id).unwrap(),
-        entity_type: TypeName::new(entity_type).unwrap(),
-        geometry: Some(geometry),
-        relationships: Default::default(),
-    })
-}
-
 /// An edge box at (lon, lat) in the test district, reporting `link_state`.
 fn edge_box(name: &str, lon: f64, lat: f64, link_state: &str) -> Entity {
-    let mut e = entity(&format!("urn:ngsi-ld:EdgeNode:{name}"), "EdgeNode", Geometry::point(lon, lat));
-    e.header.relationships.insert(AttrName::new("refDistrict").unwrap(), EntityId::new(DISTRICT).unwrap());
-    let reported = Reported { value: Value::Text(link_state.into()), observed_at: 1, received_at: 1, revision: 1 };
-    e.attributes
-        .insert(AttrName::new("linkState").unwrap(), AttributeState { reported: Some(reported), desired: None });
-    e
+    viewer::testing::edge_box(name, lon, lat, DISTRICT, Some(link_state))
 }
 
 fn is_green(p: [u8; 4]) -> bool {
@@ -323,10 +308,45 @@ fn edge_boxes_draw_their_ring_and_link_line_in_the_colour_of_their_link_state() 
         ..Default::default()
     };
     let response = pb::WatchResponse { changes: vec![change], revision: 2, snapshot_complete: false };
-    let dirty = live.apply(&mut live_scene, &response);
+    let dirty = live.apply(&mut live_scene, &response).dirty;
     assert_eq!(dirty.len(), 1);
     renderer.apply(gpu, &live_scene, &dirty);
     let after = target.render(gpu, &renderer, &cam).unwrap();
     assert!(count(up, &after, is_red) >= 10, "now disconnected: {:?}", ring_pixels(&scene, &cam, &after, up));
     assert_eq!(count(up, &after, is_green), 0);
+
+    // A box that registers while the viewer runs: its upsert and link state arrive by Watch, and its ring
+    // is drawn without a re-list.
+    let late = edge_box("late", 112.970, 28.205, "connected");
+    let mut link = response.changes[0].clone();
+    link.revision = 4;
+    link.entity_id = late.header.id.to_string();
+    link.attributes[0].reported = Some(pb::Value { kind: Some(pb::value::Kind::Text("connected".into())) });
+    let registered = pb::Change {
+        kind: pb::change::Kind::Upsert as i32,
+        revision: 3,
+        entity_id: late.header.id.to_string(),
+        entity_type: "EdgeNode".into(),
+        entity: Some(twin_proto::convert::header_to_pb(&late.header, 3)),
+        attributes: Vec::new(),
+    };
+    let late_id = late.header.id.as_str();
+    let response = pb::WatchResponse { changes: vec![registered], revision: 3, snapshot_complete: false };
+    let applied = live.apply(&mut live_scene, &response);
+    assert_eq!(applied.added.len(), 1);
+    assert!(applied.dirty.is_empty(), "no link state yet");
+    renderer.reload_glyphs(gpu, &live_scene);
+    let registered_image = target.render(gpu, &renderer, &cam).unwrap();
+    let (was, now) =
+        (ring_pixels(&live_scene, &cam, &after, late_id), ring_pixels(&live_scene, &cam, &registered_image, late_id));
+    let drawn = was.iter().zip(&now).filter(|(a, b)| a != b).count();
+    assert!(drawn >= 10, "a ring where there was none: {was:?} -> {now:?}");
+    let response = pb::WatchResponse { changes: vec![link], revision: 4, snapshot_complete: false };
+    let dirty = live.apply(&mut live_scene, &response).dirty;
+    assert_eq!(dirty, vec![live_scene.glyph_index[late_id]]);
+    renderer.apply(gpu, &live_scene, &dirty);
+    let later = target.render(gpu, &renderer, &cam).unwrap();
+    let late_ring = ring_pixels(&live_scene, &cam, &later, late_id);
+    assert!(late_ring.iter().filter(|p| is_green(**p)).count() >= 10, "its link state colours it: {late_ring:?}");
+    assert!(count(up, &later, is_red) >= 10, "the others are drawn as before");
 }

@@ -1,8 +1,12 @@
 use glam::{Vec2, Vec3};
-use twin_model::{Entity, EntityId, EntityStatic, GeoPoint, Geometry, Shape, TypeName};
+use twin_model::{GeoPoint, Geometry, Shape};
 
 use super::*;
-use crate::scene::Scene;
+use crate::{
+    render::marker_unit_px,
+    scene::Scene,
+    testing::{edge_box, entity},
+};
 
 fn square(x: f32, z: f32, side: f32, height_m: f32) -> Footprint {
     Footprint {
@@ -122,15 +126,6 @@ fn picking_in_a_city_of_75000_buildings_tests_a_few_dozen_and_agrees_with_testin
     }
 }
 
-fn entity(id: &str, entity_type: &str, geometry: Geometry) -> Entity {
-    Entity::new(EntityStatic {
-        id: EntityId::new(id).unwrap(),
-        entity_type: TypeName::new(entity_type).unwrap(),
-        geometry: Some(geometry),
-        relationships: Default::default(),
-    })
-}
-
 /// One 60 m tower around (112.95, 28.2), 40 m square, and two air-quality stations, 30 m south and 100 m
 /// north of its centre: seen from the south, one stands in front of the tower and one behind it.
 fn tower_between_two_stations() -> Scene {
@@ -146,6 +141,32 @@ fn tower_between_two_stations() -> Scene {
         entity("urn:ngsi-ld:AirQualityObserved:t:behind", "AirQualityObserved", station(100.0)),
     ];
     Scene::build(&entities)
+}
+
+#[test]
+fn a_click_on_an_edge_box_ring_picks_the_box_even_over_a_tower() {
+    // The box stands 100 m north of the tower: from the south its glyph is hidden, its marker is not.
+    let mut scene = tower_between_two_stations();
+    let boxed = edge_box("t", 112.95, 28.2 + 100.0 / 110_540.0, "urn:ngsi-ld:District:t:d", Some("connected"));
+    let index = scene.add_point(&boxed).unwrap();
+    let tower = scene.find("urn:ngsi-ld:Building:t:tower").unwrap();
+    let (roof, _) = scene.focus(tower).unwrap();
+    let camera = Camera { pitch: 5f32.to_radians(), ..Camera::focus(Vec3::new(roof.x, 30.0, roof.z), 500.0) };
+    let size = (800, 600);
+    let anchor = scene.edge_anchor(&scene.edges[0]).unwrap();
+    let (x, y) = camera.to_pixel(anchor, size.0, size.1).unwrap();
+    let ring_px = EDGE_MARKER_UNITS.2 * marker_unit_px(&camera, anchor, size.1);
+    // On the ring's upper part, over the tower, beyond the few pixels a sensor glyph is clicked within.
+    let on_ring = (x, y - ring_px * 0.9);
+    assert!(ring_px * 0.9 > SENSOR_TOLERANCE_PX, "the ring reaches beyond a glyph's tolerance: {ring_px} px");
+    assert_eq!(pick(&scene, &camera, size, on_ring, Pickable::default()), Some(Picked::Sensor(index)));
+    assert_eq!(pick(&scene, &camera, size, (x, y), Pickable::default()), Some(Picked::Sensor(index)));
+    // With the sensors layer off (no markers drawn), the same click reaches the tower; just outside the
+    // ring, the box is not picked.
+    let no_sensors = Pickable { buildings: true, sensors: false };
+    assert_eq!(pick(&scene, &camera, size, on_ring, no_sensors), Some(tower));
+    let outside = (x + ring_px * 1.3, y);
+    assert_ne!(pick(&scene, &camera, size, outside, Pickable::default()), Some(Picked::Sensor(index)));
 }
 
 #[test]
