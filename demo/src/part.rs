@@ -129,13 +129,14 @@ impl Part {
         if spec.ready.is_none() {
             return Ok((part, String::new()));
         }
+        let deadline = tokio::time::Instant::now() + ready_within;
         let waited = tokio::select! {
             line = ready_rx => line.ok(),
             status = part.child.wait() => {
                 let status = status.map_or_else(|e| format!("cannot wait for it: {e}"), |s| Ended::Exited(s).to_string());
                 return Err(PartError::ExitedEarly { name: part.name.clone(), status });
             }
-            () = tokio::time::sleep(ready_within) => {
+            () = tokio::time::sleep_until(deadline) => {
                 part.stop(grace).await;
                 return Err(PartError::NotReady { name: part.name.clone(), waited: ready_within });
             }
@@ -144,12 +145,22 @@ impl Part {
                 return Err(PartError::Cancelled { name: part.name.clone() });
             }
         };
-        match waited {
-            Some(rest) => Ok((part, rest)),
-            // Its stdout closed without the line: it is exiting.
-            None => {
-                let status = part.exited().await;
+        if let Some(rest) = waited {
+            return Ok((part, rest));
+        }
+        // Its stdout closed without the line: it is most likely exiting, but one that closed its output and
+        // goes on running must not hold the start up past the deadline.
+        tokio::select! {
+            status = part.exited() => {
                 Err(PartError::ExitedEarly { name: part.name.clone(), status: status.to_string() })
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                part.stop(grace).await;
+                Err(PartError::NotReady { name: part.name.clone(), waited: ready_within })
+            }
+            () = stop.cancelled() => {
+                part.stop(grace).await;
+                Err(PartError::Cancelled { name: part.name.clone() })
             }
         }
     }
@@ -291,6 +302,15 @@ mod tests {
         stop.cancel();
         let e = Part::start(&shell("quiet", script, Some("never")), LONG, LONG, &stop).await.unwrap_err();
         assert!(matches!(e, PartError::Cancelled { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_part_that_closes_its_output_and_runs_on_is_not_waited_for_past_the_deadline() {
+        let script = "exec >&-; trap 'exit 0' TERM; while :; do sleep 0.05; done";
+        let (spec, stop) = (shell("mute", script, Some("never")), CancellationToken::new());
+        let start = Part::start(&spec, Duration::from_millis(300), LONG, &stop);
+        let e = tokio::time::timeout(LONG, start).await.expect("start gives up at its deadline").unwrap_err();
+        assert!(e.to_string().contains("mute was not ready within 300ms"), "{e}");
     }
 
     #[tokio::test]
