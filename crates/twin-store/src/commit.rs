@@ -104,13 +104,14 @@ pub(crate) struct CheckpointDone {
 pub(crate) const CHECKPOINT_BATCH_RECORDS: usize = 500;
 
 /// How a checkpoint shares the machine with group commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Pace {
     /// As fast as it can: at shutdown and before retention, when nothing waits on the commit path.
     Full,
     /// In the background: after each batch of records it rests three times as long as the batch took, so it
-    /// uses at most about a quarter of a core and each group commit's flush carries little of its data.
-    Background,
+    /// uses at most about a quarter of a core and each group commit's flush carries little of its data;
+    /// flat out once the flag is raised (the committer waits for it: shutdown, retention).
+    Background(Arc<AtomicBool>),
 }
 
 /// Writes a checkpoint: its records in batches of at most [`CHECKPOINT_BATCH_RECORDS`], made durable, then
@@ -177,11 +178,13 @@ impl PacedWriter<'_> {
         if self.records == CHECKPOINT_BATCH_RECORDS {
             self.db.apply_batch(std::mem::take(&mut self.batch))?;
             self.records = 0;
-            match self.pace {
-                // Let a group commit waiting for sled's lock go first.
-                Pace::Full => std::thread::yield_now(),
+            match &self.pace {
                 // Rest three times as long as the batch took: at most a quarter of a core.
-                Pace::Background => std::thread::sleep(self.started.elapsed() * 3),
+                Pace::Background(hurry) if !hurry.load(Ordering::Acquire) => {
+                    std::thread::sleep(self.started.elapsed() * 3);
+                }
+                // Let a group commit waiting for sled's lock go first.
+                _ => std::thread::yield_now(),
             }
             self.started = Instant::now();
         }
@@ -194,44 +197,27 @@ impl PacedWriter<'_> {
     }
 }
 
-/// The checkpoint thread: writes jobs until the committer hangs up. It runs at a lower CPU priority than
-/// the committer and the request handlers, whose latency matters; it only has to finish within the
-/// checkpoint interval.
+/// The checkpoint thread: writes jobs until the committer hangs up, paced ([`Pace::Background`]) so that the
+/// committer and the request handlers, whose latency matters, keep the CPU. It does not lower its own
+/// priority: a thread cannot raise it again unprivileged, and when the committer waits for it (shutdown,
+/// retention) it must finish quickly even on a busy machine.
 pub(crate) fn checkpoint_thread(
     db: sled::Db,
     mut syncer: FileSyncer,
     durability: Durability,
     history: Arc<Mutex<HistoryWriter>>,
+    hurry: Arc<AtomicBool>,
     jobs: std_mpsc::Receiver<CheckpointJob>,
     done: std_mpsc::Sender<CheckpointDone>,
 ) {
-    lower_this_threads_priority();
     for job in jobs {
-        let result = execute_checkpoint(&db, &mut syncer, durability, &history, &job, Pace::Background);
+        let pace = Pace::Background(hurry.clone());
+        let result = execute_checkpoint(&db, &mut syncer, durability, &history, &job, pace);
         if done.send(CheckpointDone { covers: job.covers, result }).is_err() {
             return;
         }
     }
 }
-
-/// Background work yields the CPU to the commit path: on Linux each thread has its own nice value.
-#[cfg(target_os = "linux")]
-fn lower_this_threads_priority() {
-    const BACKGROUND_NICE: libc::c_int = 10;
-    #[allow(unsafe_code)]
-    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
-    let failed = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE) != 0
-    };
-    if failed {
-        // Not fatal: the checkpoint still runs, only at the same priority as everything else.
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the checkpoint thread's priority");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_this_threads_priority() {}
 
 /// The committer's state; runs on its own thread.
 #[derive(Debug)]
@@ -256,6 +242,8 @@ pub(crate) struct Committer {
     pub checkpoint_jobs: Option<std_mpsc::Sender<CheckpointJob>>,
     pub checkpoint_done: std_mpsc::Receiver<CheckpointDone>,
     pub checkpoint_in_flight: bool,
+    /// Raised while the committer waits for the background checkpoint, which then stops pacing itself.
+    pub checkpoint_hurry: Arc<AtomicBool>,
     /// The last stale-point record written.
     pub stale_seq: u64,
     /// Attributes changed since the last checkpoint, with their state: kept as they are applied, so a
@@ -445,9 +433,11 @@ impl Committer {
     /// Writes a checkpoint now, after any in flight: everything applied so far is then in `A` and `H`.
     pub fn write_checkpoint(&mut self) -> Result<(), StoreError> {
         if self.checkpoint_in_flight {
-            let done = self.checkpoint_done.recv().map_err(|_| checkpoint_thread_gone())?;
+            self.checkpoint_hurry.store(true, Ordering::Release);
+            let done = self.checkpoint_done.recv();
+            self.checkpoint_hurry.store(false, Ordering::Release);
             self.checkpoint_in_flight = false;
-            self.finish_checkpoint(done)?;
+            self.finish_checkpoint(done.map_err(|_| checkpoint_thread_gone())?)?;
         }
         let job = self.snapshot_checkpoint();
         let result = execute_checkpoint(&self.db, &mut self.syncer, self.durability, &self.history, &job, Pace::Full);

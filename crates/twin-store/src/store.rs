@@ -90,12 +90,13 @@ impl Store {
         let syncer = FileSyncer::new(&config.path)?;
         let (checkpoint_jobs, jobs_rx) = std_mpsc::channel();
         let (done_tx, checkpoint_done) = std_mpsc::channel();
+        let checkpoint_hurry = Arc::new(AtomicBool::new(false));
         let checkpointer = {
             let (db, syncer, durability) = (db.clone(), FileSyncer::new(&config.path)?, config.durability);
-            let history = history.clone();
+            let (history, hurry) = (history.clone(), checkpoint_hurry.clone());
             std::thread::Builder::new()
                 .name("twin-checkpoint".into())
-                .spawn(move || checkpoint_thread(db, syncer, durability, history, jobs_rx, done_tx))?
+                .spawn(move || checkpoint_thread(db, syncer, durability, history, hurry, jobs_rx, done_tx))?
         };
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
@@ -120,6 +121,7 @@ impl Store {
             checkpoint_jobs: Some(checkpoint_jobs),
             checkpoint_done,
             checkpoint_in_flight: false,
+            checkpoint_hurry,
             stale_seq: recovered.stale_seq,
             dirty: recovered.dirty,
             changes: Vec::new(),
