@@ -536,7 +536,7 @@ fn handle_ack(
         .collect();
     let dead = rejected.len() as u64;
     let count = updates.len() as u64;
-    // Unbounded, but never more than the in-flight window is waiting.
+    // Unbounded: the ack task takes everything queued in one go (one cumulative ack), so the queue stays short.
     acks.send(AckJob { seq, rejected }).map_err(|_| "the ack task stopped")?;
     link.update(|s| {
         s.batches_acked += 1;
