@@ -1,6 +1,9 @@
 //! Frame time of the whole demonstration city, and the cost of live sensor changes, for BENCHMARKS.md.
 //!
-//! `cargo run --release -p viewer --example frame_time -- [WIDTH HEIGHT FRAMES]`
+//! `cargo run --release -p viewer --example frame_time -- [WIDTH HEIGHT FRAMES] [--target]`
+//!
+//! With `--target`, the scene is the size of the GPU target instead: exactly 100,000 buildings (the
+//! city's, plus copies of some of them east of it) and 20,000 sensors (the first of the city's).
 //!
 //! Renders the offline city (about 75,000 extruded buildings, 69,000 sensor glyphs) offscreen with 4x
 //! MSAA from the `city` and `cbd` presets, with level of detail off (every wall, every glyph a box: the
@@ -11,6 +14,7 @@
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
+use twin_model::{Entity, EntityId, Shape};
 use viewer::{
     camera::Camera,
     render::{COLOR_FORMAT, CityRenderer, Gpu, Offscreen},
@@ -18,12 +22,16 @@ use viewer::{
 };
 
 fn main() -> anyhow::Result<()> {
+    let target_size = std::env::args().any(|a| a == "--target");
     let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (width, height, frames) =
         (*args.first().unwrap_or(&1920), *args.get(1).unwrap_or(&1080), *args.get(2).unwrap_or(&20));
     let t = Instant::now();
-    let city = twin_city::changsha(twin_city::DEFAULT_SEED);
-    let mut scene = Scene::build(&city.entities);
+    let mut entities = twin_city::changsha(twin_city::DEFAULT_SEED).entities;
+    if target_size {
+        entities = at_target_size(entities, 100_000, 20_000)?;
+    }
+    let mut scene = Scene::build(&entities);
     println!(
         "scene: {} building triangles, {} land+road triangles, {} glyphs, built in {:.2} s",
         scene.buildings.triangles(),
@@ -79,4 +87,44 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// The city with exactly `buildings` buildings (copies of the first ones, moved east of the city, make up
+/// the difference) and its first `sensors` point entities.
+fn at_target_size(entities: Vec<Entity>, buildings: usize, sensors: usize) -> anyhow::Result<Vec<Entity>> {
+    let is_building = |e: &Entity| e.header.entity_type.as_str() == "Building";
+    let is_point = |e: &Entity| matches!(e.header.geometry.as_ref().map(|g| &g.shape), Some(Shape::Point(_)));
+    let (mut out, mut kept_buildings, mut kept_sensors) = (Vec::new(), Vec::new(), 0);
+    for e in entities {
+        if is_building(&e) {
+            kept_buildings.push(e);
+        } else if is_point(&e) {
+            if kept_sensors < sensors {
+                kept_sensors += 1;
+                out.push(e);
+            }
+        } else {
+            out.push(e);
+        }
+    }
+    kept_buildings.truncate(buildings);
+    let missing = buildings - kept_buildings.len();
+    // East of the city by its own width (about 0.3 degrees of longitude), so the copies do not overlap it.
+    let copies: Vec<Entity> = kept_buildings
+        .iter()
+        .cycle()
+        .take(missing)
+        .enumerate()
+        .map(|(k, e)| {
+            let mut copy = e.clone();
+            copy.header.id = EntityId::new(&format!("{}:copy{k}", e.header.id))?;
+            if let Some(Shape::Polygon(ring)) = copy.header.geometry.as_mut().map(|g| &mut g.shape) {
+                ring.iter_mut().for_each(|p| p.lon += 0.3);
+            }
+            Ok(copy)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    out.extend(kept_buildings);
+    out.extend(copies);
+    Ok(out)
 }
