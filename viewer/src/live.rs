@@ -133,16 +133,6 @@ impl KnownEntities {
         self.entities.get(id)
     }
 
-    /// How many.
-    pub fn len(&self) -> usize {
-        self.entities.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entities.is_empty()
-    }
-
     /// Takes in one Watch message after [`LiveState::apply`]: new entities, changed headers (attributes
     /// kept) and attribute values. A layout change (re)starts the wait for a rebuild.
     pub fn absorb(&mut self, response: &pb::WatchResponse, applied: Applied, now: Instant) {
