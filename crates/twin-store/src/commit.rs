@@ -103,35 +103,26 @@ pub(crate) struct CheckpointDone {
 /// for about half a second every `checkpoint_interval` (issue 6). Batches of this size hold it a few ms.
 pub(crate) const CHECKPOINT_BATCH_RECORDS: usize = 500;
 
-/// How a checkpoint shares the machine with group commits.
-#[derive(Debug, Clone)]
-pub(crate) enum Pace {
-    /// As fast as it can: at shutdown and before retention, when nothing waits on the commit path.
-    Full,
-    /// In the background: after each batch of records it rests three times as long as the batch took, so it
-    /// uses at most about a quarter of a core and each group commit's flush carries little of its data;
-    /// flat out once the flag is raised (the committer waits for it: shutdown, retention).
-    Background(Arc<AtomicBool>),
-}
-
 /// Writes a checkpoint: its records in batches of at most [`CHECKPOINT_BATCH_RECORDS`], made durable, then
 /// its marker, made durable. A crash before the marker leaves records newer than the marker on disk; that
 /// is safe because recovery replays the log after the marker over them and replay is idempotent: the latest
 /// state takes the newest observation (last writer wins by observed time), and a history point replaces a
 /// point of the same time.
 ///
-/// Paced in the background so that it takes little of the CPU the commit path needs (a checkpoint at 50,000
-/// updates/s is 100,000 records every 5 s) and so that each group commit's `flush`, which writes and fsyncs
-/// whatever is in sled's buffers (one log per database), carries little of its data (issue 6).
+/// Paced unless `hurry` is raised: after each batch of records it rests three times as long as the batch
+/// took, so it takes at most about a quarter of a core from the commit path (a checkpoint at 50,000
+/// updates/s is 100,000 records every 5 s) and each group commit's `flush`, which writes and fsyncs whatever
+/// is in sled's buffers (one log per database), carries little of its data (issue 6). The committer raises
+/// `hurry` when it waits for the checkpoint (shutdown, retention).
 fn execute_checkpoint(
     db: &sled::Db,
     syncer: &mut FileSyncer,
     durability: Durability,
     history: &Mutex<HistoryWriter>,
     job: &CheckpointJob,
-    pace: Pace,
+    hurry: &AtomicBool,
 ) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-    let mut writer = PacedWriter { db, pace, batch: sled::Batch::default(), records: 0, started: Instant::now() };
+    let mut writer = PacedWriter { db, hurry, batch: sled::Batch::default(), records: 0, started: Instant::now() };
     for ((id, attribute), state) in &job.attributes {
         writer.insert(keys::attribute(id, attribute), encode(state))?;
     }
@@ -162,10 +153,11 @@ fn execute_checkpoint(
     Ok(older.older)
 }
 
-/// Applies a checkpoint's records in sled batches of [`CHECKPOINT_BATCH_RECORDS`], at its [`Pace`].
+/// Applies a checkpoint's records in sled batches of [`CHECKPOINT_BATCH_RECORDS`], resting between them
+/// unless `hurry` is raised.
 struct PacedWriter<'a> {
     db: &'a sled::Db,
-    pace: Pace,
+    hurry: &'a AtomicBool,
     batch: sled::Batch,
     records: usize,
     started: Instant,
@@ -178,13 +170,11 @@ impl PacedWriter<'_> {
         if self.records == CHECKPOINT_BATCH_RECORDS {
             self.db.apply_batch(std::mem::take(&mut self.batch))?;
             self.records = 0;
-            match &self.pace {
-                // Rest three times as long as the batch took: at most a quarter of a core.
-                Pace::Background(hurry) if !hurry.load(Ordering::Acquire) => {
-                    std::thread::sleep(self.started.elapsed() * 3);
-                }
+            if self.hurry.load(Ordering::Acquire) {
                 // Let a group commit waiting for sled's lock go first.
-                _ => std::thread::yield_now(),
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(self.started.elapsed() * 3);
             }
             self.started = Instant::now();
         }
@@ -197,7 +187,7 @@ impl PacedWriter<'_> {
     }
 }
 
-/// The checkpoint thread: writes jobs until the committer hangs up, paced ([`Pace::Background`]) so that the
+/// The checkpoint thread: writes jobs until the committer hangs up, paced ([`execute_checkpoint`]) so that the
 /// committer and the request handlers, whose latency matters, keep the CPU. It does not lower its own
 /// priority: a thread cannot raise it again unprivileged, and when the committer waits for it (shutdown,
 /// retention) it must finish quickly even on a busy machine.
@@ -211,8 +201,7 @@ pub(crate) fn checkpoint_thread(
     done: std_mpsc::Sender<CheckpointDone>,
 ) {
     for job in jobs {
-        let pace = Pace::Background(hurry.clone());
-        let result = execute_checkpoint(&db, &mut syncer, durability, &history, &job, pace);
+        let result = execute_checkpoint(&db, &mut syncer, durability, &history, &job, &hurry);
         if done.send(CheckpointDone { covers: job.covers, result }).is_err() {
             return;
         }
@@ -440,7 +429,9 @@ impl Committer {
             self.finish_checkpoint(done.map_err(|_| checkpoint_thread_gone())?)?;
         }
         let job = self.snapshot_checkpoint();
-        let result = execute_checkpoint(&self.db, &mut self.syncer, self.durability, &self.history, &job, Pace::Full);
+        // Nothing else runs on the commit path meanwhile: no pacing.
+        let hurry = AtomicBool::new(true);
+        let result = execute_checkpoint(&self.db, &mut self.syncer, self.durability, &self.history, &job, &hurry);
         self.finish_checkpoint(CheckpointDone { covers: job.covers, result })?;
         self.last_checkpoint = Instant::now();
         Ok(())
