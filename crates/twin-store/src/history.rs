@@ -112,7 +112,7 @@ pub(crate) type AttrKey = (EntityId, AttrName);
 /// ([`HistoryWriter::newest_chunks`]) and the pending older chunks last ([`HistoryWriter::pending_older`]).
 /// What it writes is each chunk as it is when resolved, at or after the checkpoint's revision, which is safe
 /// because replaying the log over newer records is idempotent. A chunk that filled up in between has moved
-/// to the pending older chunks, which are resolved after every slice, so it is written too. Resolved chunks
+/// to the pending older chunks, which are resolved after all the slices, so it is written too. Resolved chunks
 /// are shared, not copied; a chunk the checkpoint still holds is copied if it changes meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
@@ -281,7 +281,14 @@ impl HistoryWriter {
     #[cfg(test)]
     pub fn flush_into(&mut self, out: &mut sled::Batch) {
         let dirty = self.take_dirty();
-        let newest = self.newest_chunks(&dirty);
+        self.write_into(&dirty, out);
+    }
+
+    /// Writes the newest chunks of `dirty`, taken earlier, and the pending older chunks into `out`, the way
+    /// a background checkpoint does.
+    #[cfg(test)]
+    fn write_into(&mut self, dirty: &DirtyChunks, out: &mut sled::Batch) {
+        let newest = self.newest_chunks(dirty);
         let older = self.pending_older();
         for (k, chunk) in newest.iter().chain(&older.chunks) {
             out.insert(k.as_slice(), chunk.encode());
@@ -542,14 +549,9 @@ mod tests {
         let dirty = w.take_dirty();
         // Before the checkpoint resolves it, the chunk fills and a new newest chunk starts.
         w.record(&db, &e, &a, full, Value::Integer(full)).unwrap();
-        let newest = w.newest_chunks(&dirty);
-        let older = w.pending_older();
         let mut b = sled::Batch::default();
-        for (k, chunk) in newest.iter().chain(&older.chunks) {
-            b.insert(k.as_slice(), chunk.encode());
-        }
+        w.write_into(&dirty, &mut b);
         db.apply_batch(b).unwrap();
-        w.written(&older.older);
         assert_eq!(all(&db, &e, &a), (0..=full).collect::<Vec<_>>(), "every point up to the checkpoint is on disk");
         assert!(w.older.is_empty(), "written older chunks leave memory");
     }
