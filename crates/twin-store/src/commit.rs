@@ -97,23 +97,24 @@ pub(crate) struct CheckpointDone {
     result: Result<Vec<(Vec<u8>, u64)>, StoreError>,
 }
 
-/// The most records one sled batch of a checkpoint holds. sled 0.34's `apply_batch` holds a process-wide
-/// write lock while it applies (every other write, read and flush of every sled tree in the process waits),
-/// so a checkpoint of 100,000 records in one batch stopped group commits, and with them acks and watchers,
-/// for about half a second every `checkpoint_interval` (issue 6). Batches of this size hold it a few ms.
+/// How many records a checkpoint writes between two rests ([`execute_checkpoint`]).
 pub(crate) const CHECKPOINT_BATCH_RECORDS: usize = 500;
 
-/// Writes a checkpoint: its records in batches of at most [`CHECKPOINT_BATCH_RECORDS`], made durable, then
-/// its marker, made durable. A crash before the marker leaves records newer than the marker on disk; that
-/// is safe because recovery replays the log after the marker over them and replay is idempotent: the latest
-/// state takes the newest observation (last writer wins by observed time), and a history point replaces a
-/// point of the same time.
+/// Writes a checkpoint: its records one by one, made durable, then its marker, made durable. A crash before
+/// the marker leaves records newer than the marker on disk; that is safe because recovery replays the log
+/// after the marker over them and replay is idempotent: the latest state takes the newest observation (last
+/// writer wins by observed time), and a history point replaces a point of the same time. So the records need
+/// no atomic batch, and must not use one: sled 0.34's `apply_batch` holds a process-wide write lock while it
+/// applies (every other write, read and flush of every sled tree in the process waits), so each batch of
+/// checkpoint records stalled group commits, and with them acks and watchers, for as long as it took
+/// (issue 6: 100,000 records in one batch stopped them for half a second; batches of 500 still set the p99).
+/// A single insert takes that lock shared, and a group commit waits for at most one of them.
 ///
-/// Paced unless `hurry` is raised: after each batch of records it rests three times as long as the batch
-/// took, so it takes at most about a quarter of a core from the commit path (a checkpoint at 50,000
-/// updates/s is 100,000 records every 5 s) and each group commit's `flush`, which writes and fsyncs whatever
-/// is in sled's buffers (one log per database), carries little of its data (issue 6). The committer raises
-/// `hurry` when it waits for the checkpoint (shutdown, retention).
+/// Paced unless `hurry` is raised: after every [`CHECKPOINT_BATCH_RECORDS`] records it rests three times as
+/// long as they took, so it takes at most about a quarter of a core from the commit path (a checkpoint at
+/// 50,000 updates/s is 100,000 records every 5 s) and each group commit's `flush`, which writes and fsyncs
+/// whatever is in sled's buffers (one log per database), carries little of its data (issue 6). The committer
+/// raises `hurry` when it waits for the checkpoint (shutdown, retention).
 fn execute_checkpoint(
     db: &sled::Db,
     syncer: &mut FileSyncer,
@@ -122,7 +123,7 @@ fn execute_checkpoint(
     job: &CheckpointJob,
     hurry: &AtomicBool,
 ) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-    let mut writer = PacedWriter { db, hurry, batch: sled::Batch::default(), records: 0, started: Instant::now() };
+    let mut writer = PacedWriter { db, hurry, records: 0, started: Instant::now() };
     for ((id, attribute), state) in &job.attributes {
         writer.insert(keys::attribute(id, attribute), encode(state))?;
     }
@@ -139,7 +140,6 @@ fn execute_checkpoint(
     for (key, chunk) in older.chunks {
         writer.insert(key, chunk.encode_record())?;
     }
-    writer.finish()?;
     let durable = |syncer: &mut FileSyncer| -> Result<(), StoreError> {
         db.flush()?;
         if durability == Durability::Fsync {
@@ -153,36 +153,25 @@ fn execute_checkpoint(
     Ok(older.older)
 }
 
-/// Applies a checkpoint's records in sled batches of [`CHECKPOINT_BATCH_RECORDS`], resting between them
-/// unless `hurry` is raised.
+/// Inserts a checkpoint's records, resting after every [`CHECKPOINT_BATCH_RECORDS`] unless `hurry` is raised.
 struct PacedWriter<'a> {
     db: &'a sled::Db,
     hurry: &'a AtomicBool,
-    batch: sled::Batch,
     records: usize,
     started: Instant,
 }
 
 impl PacedWriter<'_> {
     fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
-        self.batch.insert(key, value);
+        self.db.insert(key, value)?;
         self.records += 1;
         if self.records == CHECKPOINT_BATCH_RECORDS {
-            self.db.apply_batch(std::mem::take(&mut self.batch))?;
             self.records = 0;
-            if self.hurry.load(Ordering::Acquire) {
-                // Let a group commit waiting for sled's lock go first.
-                std::thread::yield_now();
-            } else {
+            if !self.hurry.load(Ordering::Acquire) {
                 std::thread::sleep(self.started.elapsed() * 3);
             }
             self.started = Instant::now();
         }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<(), StoreError> {
-        self.db.apply_batch(self.batch)?;
         Ok(())
     }
 }
