@@ -6,7 +6,7 @@
 //! `checkpoint_interval`: between two groups it takes what changed (kept aside as groups apply, history chunks
 //! shared copy-on-write, so this costs next to nothing) and hands it to the checkpoint thread, which writes it
 //! in small sled batches while groups go on, then, once those are durable, a marker of the revision it covers.
-//! Before retention and at shutdown it checkpoints synchronously. Recovery replays the log after the marker.
+//! At shutdown it checkpoints synchronously. Recovery replays the log after the marker.
 
 use std::{
     collections::HashMap,
@@ -40,8 +40,14 @@ use crate::{
 pub(crate) enum Request {
     /// Apply a batch.
     Write { batch: WriteBatch, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
-    /// Run retention; replies (history points deleted, change-log records deleted).
-    Retention { reply: oneshot::Sender<Result<(usize, usize), StoreError>> },
+    /// Trims the history chunks at `keys`, found by a retention pass, to their points observed at or after
+    /// `cutoff`, and with `pending` every chunk in memory too; replies with the points deleted.
+    RetainHistory {
+        keys: Vec<Vec<u8>>,
+        cutoff: UnixMs,
+        pending: bool,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
 }
 
 /// A write in the current group.
@@ -114,7 +120,7 @@ pub(crate) const CHECKPOINT_BATCH_RECORDS: usize = 500;
 /// long as they took, so it takes at most about a quarter of a core from the commit path (a checkpoint at
 /// 50,000 updates/s is 100,000 records every 5 s) and each group commit's `flush`, which writes and fsyncs
 /// whatever is in sled's buffers (one log per database), carries little of its data (issue 6). The committer
-/// raises `hurry` when it waits for the checkpoint (shutdown, retention).
+/// raises `hurry` when it waits for the checkpoint (at shutdown).
 fn execute_checkpoint(
     db: &sled::Db,
     syncer: &mut FileSyncer,
@@ -125,20 +131,20 @@ fn execute_checkpoint(
 ) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
     let mut writer = PacedWriter { db, hurry, records: 0, started: Instant::now() };
     for ((id, attribute), state) in &job.attributes {
-        writer.insert(keys::attribute(id, attribute), encode(state))?;
+        writer.write(keys::attribute(id, attribute), Some(encode(state)))?;
     }
     let dirty: Vec<&AttrKey> = job.chunks.iter().collect();
     for slice in dirty.chunks(CHECKPOINT_BATCH_RECORDS) {
         // The history lock is held only to share this slice's chunks, never while encoding or writing.
         let chunks = history.lock().newest_chunks(slice.iter().copied());
         for (key, chunk) in chunks {
-            writer.insert(key, chunk.encode_record())?;
+            writer.write(key, chunk.encode_record())?;
         }
     }
     // Last, so that chunks that filled up while the others were written are included.
     let older = history.lock().pending_older();
     for (key, chunk) in older.chunks {
-        writer.insert(key, chunk.encode_record())?;
+        writer.write(key, chunk.encode_record())?;
     }
     let durable = |syncer: &mut FileSyncer| -> Result<(), StoreError> {
         db.flush()?;
@@ -153,7 +159,7 @@ fn execute_checkpoint(
     Ok(older.older)
 }
 
-/// Inserts a checkpoint's records, resting after every [`CHECKPOINT_BATCH_RECORDS`] unless `hurry` is raised.
+/// Writes a checkpoint's records, resting after every [`CHECKPOINT_BATCH_RECORDS`] unless `hurry` is raised.
 struct PacedWriter<'a> {
     db: &'a sled::Db,
     hurry: &'a AtomicBool,
@@ -162,8 +168,12 @@ struct PacedWriter<'a> {
 }
 
 impl PacedWriter<'_> {
-    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StoreError> {
-        self.db.insert(key, value)?;
+    /// Inserts `key`, or deletes it when `value` is `None` (a history chunk retention emptied).
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.db.insert(key, value)?,
+            None => self.db.remove(key)?,
+        };
         self.records += 1;
         if self.records == CHECKPOINT_BATCH_RECORDS {
             self.records = 0;
@@ -178,8 +188,8 @@ impl PacedWriter<'_> {
 
 /// The checkpoint thread: writes jobs until the committer hangs up, paced ([`execute_checkpoint`]) so that the
 /// committer and the request handlers, whose latency matters, keep the CPU. It does not lower its own
-/// priority: a thread cannot raise it again unprivileged, and when the committer waits for it (shutdown,
-/// retention) it must finish quickly even on a busy machine.
+/// priority: a thread cannot raise it again unprivileged, and when the committer waits for it (at shutdown)
+/// it must finish quickly even on a busy machine.
 pub(crate) fn checkpoint_thread(
     db: sled::Db,
     mut syncer: FileSyncer,
@@ -210,7 +220,6 @@ pub(crate) struct Committer {
     pub durable_revision: Arc<AtomicU64>,
     pub max_group: usize,
     pub history_retention_ms: i64,
-    pub changelog_revisions: u64,
     pub checkpoint_interval: Duration,
     pub history: Arc<Mutex<HistoryWriter>>,
     /// What the last durable checkpoint covers.
@@ -240,8 +249,8 @@ impl Committer {
         let mut next = rx.blocking_recv();
         while let Some(request) = next.take() {
             match request {
-                Request::Retention { reply } => {
-                    let _ = reply.send(self.retention());
+                Request::RetainHistory { keys, cutoff, pending, reply } => {
+                    let _ = reply.send(self.retain_history(&keys, cutoff, pending));
                 }
                 Request::Write { batch, reply } => {
                     group.push(Write { batch, reply });
@@ -426,29 +435,23 @@ impl Committer {
         Ok(())
     }
 
-    /// Deletes history older than the retention window, change-log records below both the kept revisions
-    /// and the checkpoint, and stale-point records the checkpoint covers. Runs on the committer so that it
-    /// never races the history writer.
-    fn retention(&mut self) -> Result<(usize, usize), StoreError> {
+    /// Trims history for a retention pass ([`Request::RetainHistory`]). It needs no checkpoint first and waits
+    /// for none: chunks pending in memory are trimmed there (see [`HistoryWriter::retain_chunks`]), so a pass
+    /// costs the commit path only the chunks it trims, a slice at a time, and a look at each chunk in memory.
+    fn retain_history(&mut self, chunk_keys: &[Vec<u8>], cutoff: UnixMs, pending: bool) -> Result<usize, StoreError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
-        self.write_checkpoint()?;
-        let targets: Vec<(EntityId, Vec<AttrName>)> = {
-            let state = self.state.read();
-            state.iter().map(|e| (e.header.id.clone(), e.attributes.keys().cloned().collect())).collect()
-        };
-        let cutoff = now_unix_ms() - self.history_retention_ms;
         let mut batch = sled::Batch::default();
-        let points = self.history.lock().retain(&self.db, &targets, cutoff, &mut batch)?;
-        let floor = self.checkpoint.revision.saturating_sub(self.changelog_revisions);
-        let records = trim_changelog(&self.db, floor, &mut batch)?;
-        for entry in self.db.range(keys::stale(0)..=keys::stale(self.checkpoint.stale_seq)) {
-            batch.remove(entry?.0);
+        let mut history = self.history.lock();
+        let mut deleted = history.retain_chunks(&self.db, chunk_keys, cutoff, &mut batch)?;
+        if pending {
+            deleted += history.retain_pending(cutoff);
         }
+        drop(history);
+        // Made durable by the next group's flush; lost in a crash, the next pass deletes them again.
         self.db.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok((points, records))
+        Ok(deleted)
     }
 
     /// Applies one batch to memory and to the pending sled batch.
@@ -565,25 +568,6 @@ impl Committer {
         summary.revision = revision;
         Ok(WriteOutcome::Applied(summary))
     }
-}
-
-/// Deletes change-log records whose every revision is at or below `floor`; keeps the newest record.
-fn trim_changelog(db: &sled::Db, floor: u64, out: &mut sled::Batch) -> Result<usize, StoreError> {
-    let mut deleted = 0;
-    let mut previous: Option<sled::IVec> = None;
-    for entry in db.scan_prefix([keys::CHANGELOG]) {
-        let (k, _) = entry?;
-        let first = keys::u64_from(&k[1..]).unwrap_or(0);
-        // The previous record ends just before this one starts.
-        if first.saturating_sub(1) > floor {
-            break;
-        }
-        if let Some(p) = previous.replace(k) {
-            out.remove(p);
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
 }
 
 fn checkpoint_thread_gone() -> StoreError {

@@ -66,9 +66,9 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    /// The chunk in its on-disk form.
-    pub(crate) fn encode_record(&self) -> Vec<u8> {
-        self.encode()
+    /// The chunk in its on-disk form; `None` for a chunk retention emptied, whose key is to be deleted.
+    pub(crate) fn encode_record(&self) -> Option<Vec<u8>> {
+        (!self.points.is_empty()).then(|| self.encode())
     }
 
     fn new(t: UnixMs, value: Value) -> Self {
@@ -291,7 +291,10 @@ impl HistoryWriter {
         let newest = self.newest_chunks(dirty);
         let older = self.pending_older();
         for (k, chunk) in newest.iter().chain(&older.chunks) {
-            out.insert(k.as_slice(), chunk.encode());
+            match chunk.encode_record() {
+                Some(record) => out.insert(k.as_slice(), record),
+                None => out.remove(k.as_slice()),
+            }
         }
         self.written(&older.older);
     }
@@ -303,51 +306,123 @@ impl HistoryWriter {
         self.newest.clear();
     }
 
-    /// Deletes the points observed before `cutoff` of the given attributes: whole chunks are removed,
-    /// partly old ones rewritten. Returns how many points were deleted.
-    pub fn retain(
+    /// Trims the chunks at `keys` (found by [`expired_chunks`]) to their points observed at or after
+    /// `cutoff`; returns how many points it deleted. A chunk pending in memory is trimmed there and written by
+    /// the next checkpoint (an emptied one stays in memory, empty, and the checkpoint deletes its key), never
+    /// on disk directly: a checkpoint in flight may still write the version it took earlier, and the next
+    /// one then overwrites it. A chunk only on disk is trimmed into `out`.
+    pub fn retain_chunks(
         &mut self,
         db: &sled::Db,
-        targets: &[(EntityId, Vec<AttrName>)],
+        chunk_keys: &[Vec<u8>],
         cutoff: UnixMs,
         out: &mut sled::Batch,
     ) -> Result<usize, StoreError> {
         let mut deleted = 0;
-        for (id, attrs) in targets {
-            for attr in attrs {
-                let prefix = keys::history_prefix(id, attr);
-                for entry in db.range(prefix..keys::history(id, attr, cutoff)) {
-                    let (k, v) = entry?;
-                    let key = (id.clone(), attr.clone());
-                    let is_newest = self.newest.get(&key).is_some_and(|c| keys::history(id, attr, c.start) == *k);
-                    let mut chunk = if is_newest {
-                        match self.newest.get(&key) {
-                            Some(c) => Chunk::clone(c),
-                            None => continue,
-                        }
-                    } else {
-                        Chunk::decode(&k, &v)?
-                    };
-                    let before = chunk.points.len();
-                    chunk.points.retain(|(t, _)| *t >= cutoff);
-                    deleted += before - chunk.points.len();
-                    if chunk.points.is_empty() {
-                        out.remove(k);
-                        if is_newest {
-                            self.newest.remove(&key);
-                        }
-                    } else if chunk.points.len() != before {
-                        // The chunk keeps its key (its start); its points stay within its range.
-                        out.insert(k, chunk.encode());
-                        if is_newest {
-                            self.newest.insert(key, Arc::new(chunk));
-                        }
+        for k in chunk_keys {
+            let corrupt = |reason: &str| StoreError::Corrupt { key: keys::escaped(k), reason: reason.into() };
+            let (id, attr) = keys::history_parts(k).ok_or_else(|| corrupt("not a history key"))?;
+            let attr_key = (
+                EntityId::new(id).map_err(|e| corrupt(&e.to_string()))?,
+                AttrName::new(attr).map_err(|e| corrupt(&e.to_string()))?,
+            );
+            if let Some(chunk) = self.newest.get_mut(&attr_key)
+                && keys::time_from_key(k) == Some(chunk.start)
+            {
+                let n = trim(chunk, cutoff);
+                if n > 0 {
+                    self.dirty.insert(attr_key);
+                }
+                deleted += n;
+            } else if let Some((chunk, generation)) = self.older.get_mut(k.as_slice()) {
+                let n = trim(chunk, cutoff);
+                if n > 0 {
+                    self.generation += 1;
+                    *generation = self.generation;
+                }
+                deleted += n;
+            } else if let Some(bytes) = db.get(k)? {
+                let mut chunk = Chunk::decode(k, &bytes)?;
+                let old = chunk.points.partition_point(|(t, _)| *t < cutoff);
+                if old > 0 {
+                    chunk.points.drain(..old);
+                    // The chunk keeps its key (its start); its points stay within its range.
+                    match chunk.encode_record() {
+                        Some(record) => out.insert(k.as_slice(), record),
+                        None => out.remove(k.as_slice()),
                     }
+                    deleted += old;
                 }
             }
         }
         Ok(deleted)
     }
+
+    /// Trims every chunk in memory to its points observed at or after `cutoff`, as [`Self::retain_chunks`]
+    /// does: chunks not yet checkpointed are not on disk for [`expired_chunks`] to find. Returns how many points
+    /// it deleted.
+    pub fn retain_pending(&mut self, cutoff: UnixMs) -> usize {
+        let mut deleted = 0;
+        for (attr_key, chunk) in &mut self.newest {
+            let n = trim(chunk, cutoff);
+            if n > 0 {
+                self.dirty.insert(attr_key.clone());
+                deleted += n;
+            }
+        }
+        for (chunk, generation) in self.older.values_mut() {
+            let n = trim(chunk, cutoff);
+            if n > 0 {
+                self.generation += 1;
+                *generation = self.generation;
+                deleted += n;
+            }
+        }
+        deleted
+    }
+}
+
+/// Drops a chunk's points observed before `cutoff`, copying it only if it has some; returns how many.
+fn trim(chunk: &mut Arc<Chunk>, cutoff: UnixMs) -> usize {
+    let old = chunk.points.partition_point(|(t, _)| *t < cutoff);
+    if old > 0 {
+        Arc::make_mut(chunk).points.drain(..old);
+    }
+    old
+}
+
+/// The keys of the history chunks on disk that hold points observed before `cutoff`. Read-only, so a retention
+/// pass finds them off the commit path; per attribute it reads only the chunks starting before `cutoff`, then
+/// skips to the next attribute.
+pub(crate) fn expired_chunks(db: &sled::Db, cutoff: UnixMs) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut expired = Vec::new();
+    let mut from = vec![keys::HISTORY];
+    while let Some(entry) = db.range(from.as_slice()..).next() {
+        let (first, _) = entry?;
+        if first.first() != Some(&keys::HISTORY) {
+            break;
+        }
+        // `H id 0 attribute 0`: the attribute's prefix, ending in its separator.
+        let prefix = &first[..first.len().saturating_sub(8)];
+        if keys::history_parts(&first).is_none() {
+            return Err(StoreError::Corrupt { key: keys::escaped(&first), reason: "not a history key".into() });
+        }
+        let mut end = prefix.to_vec();
+        end.extend_from_slice(&keys::time_bytes(cutoff));
+        for entry in db.range(first.to_vec()..end) {
+            let (k, v) = entry?;
+            let chunk = Chunk::decode(&k, &v)?;
+            if chunk.points.first().is_some_and(|p| p.0 < cutoff) {
+                expired.push(k.to_vec());
+            }
+        }
+        // The first key after every key with this prefix: its separator 0x00 raised to 0x01.
+        from = prefix.to_vec();
+        if let Some(separator) = from.last_mut() {
+            *separator = 1;
+        }
+    }
+    Ok(expired)
 }
 
 /// The chunks that may hold points of one attribute in `[from, to)`, in key (so time) order: those on
@@ -501,23 +576,60 @@ mod tests {
         assert_eq!(*all(&db, &e, &a).last().unwrap(), 5_000);
     }
 
+    /// One retention pass as the store runs it: expired chunks found on disk, then trimmed with the ones in
+    /// memory.
+    fn retain(db: &sled::Db, w: &mut HistoryWriter, cutoff: UnixMs) -> usize {
+        let expired = expired_chunks(db, cutoff).unwrap();
+        let mut b = sled::Batch::default();
+        let deleted = w.retain_chunks(db, &expired, cutoff, &mut b).unwrap() + w.retain_pending(cutoff);
+        db.apply_batch(b).unwrap();
+        deleted
+    }
+
     #[test]
     fn retention_removes_old_points_and_keeps_the_rest() {
         let (_dir, db, e, a) = fixture();
+        let other = AttrName::new("y").unwrap();
         let mut w = HistoryWriter::default();
         for t in 0..300 {
             w.record(&db, &e, &a, t, Value::Integer(t)).unwrap();
+            w.record(&db, &e, &other, t + 1_000, Value::Integer(t)).unwrap();
         }
         commit(&db, &mut w);
-        let mut b = sled::Batch::default();
-        let deleted = w.retain(&db, &[(e.clone(), vec![a.clone()])], 150, &mut b).unwrap();
-        db.apply_batch(b).unwrap();
-        assert_eq!(deleted, 150);
+        assert_eq!(expired_chunks(&db, 150).unwrap().len(), 150usize.div_ceil(CHUNK_POINTS), "only `x` has old chunks");
+        assert_eq!(retain(&db, &mut w, 150), 150);
+        commit(&db, &mut w);
         assert_eq!(all(&db, &e, &a), (150..300).collect::<Vec<_>>());
+        assert_eq!(all(&db, &e, &other), (1_000..1_300).collect::<Vec<_>>());
+        assert_eq!(retain(&db, &mut w, 150), 0, "a second pass finds nothing more");
         // The writer's newest chunk is still consistent with disk.
         w.record(&db, &e, &a, 300, Value::Integer(300)).unwrap();
         commit(&db, &mut w);
         assert_eq!(all(&db, &e, &a), (150..=300).collect::<Vec<_>>());
+        // Everything expires: the emptied chunks are deleted, on disk and by the next checkpoint.
+        assert_eq!(retain(&db, &mut w, 10_000), 151 + 300);
+        commit(&db, &mut w);
+        assert_eq!(db.scan_prefix([keys::HISTORY]).count(), 0);
+    }
+
+    #[test]
+    fn retention_trims_pending_chunks_in_memory_and_the_next_checkpoint_wins_over_one_in_flight() {
+        let (_dir, db, e, a) = fixture();
+        let writer = parking_lot::Mutex::new(HistoryWriter::default());
+        for t in 0..10 {
+            writer.lock().record(&db, &e, &a, t, Value::Integer(t)).unwrap();
+        }
+        // A checkpoint takes the chunk before retention runs, and writes it after.
+        let dirty = writer.lock().take_dirty();
+        let in_flight = writer.lock().newest_chunks(&dirty);
+        assert_eq!(retain(&db, &mut writer.lock(), 5), 5, "not on disk yet, trimmed in memory");
+        assert_eq!(points(&db, &writer, &e, &a, 0, 100, 100).unwrap().points.len(), 5);
+        for (k, chunk) in &in_flight {
+            db.insert(k, chunk.encode_record().unwrap()).unwrap();
+        }
+        assert_eq!(points(&db, &writer, &e, &a, 0, 100, 100).unwrap().points.len(), 5, "memory wins over disk");
+        commit(&db, &mut writer.lock());
+        assert_eq!(all(&db, &e, &a), (5..10).collect::<Vec<_>>(), "the next checkpoint writes the trimmed chunk");
     }
 
     #[test]

@@ -84,6 +84,14 @@ pub fn history(id: &str, attribute: &str, observed_at: i64) -> Vec<u8> {
     k
 }
 
+/// The entity id and attribute of a history key: the inverse of [`history`].
+pub fn history_parts(key: &[u8]) -> Option<(&str, &str)> {
+    let inner = key.strip_prefix(&[HISTORY])?;
+    let body = inner.get(..inner.len().checked_sub(8)?)?.strip_suffix(&[0])?;
+    let separator = body.iter().position(|b| *b == 0)?;
+    Some((std::str::from_utf8(&body[..separator]).ok()?, std::str::from_utf8(&body[separator + 1..]).ok()?))
+}
+
 /// An observed time as sortable bytes.
 pub fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
@@ -132,6 +140,16 @@ mod tests {
         for (k, t) in keys.iter().zip(times) {
             assert_eq!(time_from_key(k), Some(t));
         }
+    }
+
+    #[test]
+    fn history_keys_give_back_their_entity_and_attribute() {
+        // Times whose bytes hold 0x00 must not confuse the separators.
+        for t in [0, 1, -1, 256, i64::MIN, i64::MAX] {
+            assert_eq!(history_parts(&history("urn:a:1", "pm25", t)), Some(("urn:a:1", "pm25")));
+        }
+        assert_eq!(history_parts(&attribute("urn:a:1", "pm25")), None);
+        assert_eq!(history_parts(b"Hshort"), None);
     }
 
     #[test]
