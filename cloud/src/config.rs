@@ -70,7 +70,8 @@ pub struct RawConfig {
     /// sled page cache size in bytes.
     pub cache_bytes: u64,
     /// How often the latest state and history are checkpointed from the change log (a restart replays at
-    /// most about this much of the log), e.g. `5s`.
+    /// most about this much of the log), e.g. `30s`. Shorter restarts after a crash cost CPU all the time: each
+    /// checkpoint rewrites every attribute changed since the last one.
     #[serde(with = "humantime_serde")]
     pub checkpoint_interval: Duration,
     /// How long shutdown waits for streams to drain before closing the store anyway.
@@ -97,7 +98,7 @@ impl Default for RawConfig {
             changelog_revisions: 2_000_000,
             watch_buffer_groups: 1024,
             cache_bytes: 256 * 1024 * 1024,
-            checkpoint_interval: Duration::from_secs(5),
+            checkpoint_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             log: "info".into(),
             otlp_endpoint: String::new(),

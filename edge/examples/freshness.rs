@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 15] [--warmup 5] \
 //!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 2000] [--per-second] \
-//!     [--os-buffered] [--checkpoint-s 5] [--edge-no-fsync] [--cloud-binary target/release/cloud]
+//!     [--os-buffered] [--checkpoint-s 30] [--edge-no-fsync] [--cloud-binary target/release/cloud]
 //! ```
 //!
 //! **What runs.** An in-process cloud (real gRPC on `127.0.0.1:0`, sled in a temp dir, `fsync` durability
@@ -101,7 +101,7 @@ fn parse_args() -> Result<Args> {
         batch_updates: 2_000,
         os_buffered: false,
         edge_fsync: true,
-        checkpoint_s: 5.0,
+        checkpoint_s: 30.0,
         per_second: false,
         cloud_binary: None,
     };

@@ -118,7 +118,7 @@ pub(crate) const CHECKPOINT_BATCH_RECORDS: usize = 500;
 ///
 /// Paced unless `hurry` is raised: after every [`CHECKPOINT_BATCH_RECORDS`] records it rests three times as
 /// long as they took, so it takes at most about a quarter of a core from the commit path (a checkpoint at
-/// 50,000 updates/s is 100,000 records every 5 s) and each group commit's `flush`, which writes and fsyncs
+/// 50,000 updates/s is 100,000 records) and each group commit's `flush`, which writes and fsyncs
 /// whatever is in sled's buffers (one log per database), carries little of its data (issue 6). The committer
 /// raises `hurry` when it waits for the checkpoint (at shutdown).
 fn execute_checkpoint(

@@ -273,16 +273,16 @@ async fn retention_deletes_old_history_and_trims_the_change_log() {
     store.close();
 }
 
-/// A checkpoint is written in sled batches of a few hundred records, then its marker (issue 6: sled 0.34's
-/// `apply_batch` blocks every other sled call in the process while it runs, and one batch of 100,000 records
-/// paused group commits for half a second). A crash after the records and before the marker leaves records
-/// newer than the marker on disk; recovery replays the log after the old marker over them and must end
+/// A checkpoint writes its records one at a time, not as one atomic batch, then its marker (issue 6: sled
+/// 0.34's `apply_batch` blocks every other sled call in the process while it runs, and one batch of 100,000
+/// records paused group commits for half a second). A crash after the records and before the marker leaves
+/// records newer than the marker on disk; recovery replays the log after the old marker over them and must end
 /// exactly where the store was.
 #[tokio::test]
 async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = now_unix_ms() - 600_000;
-    // 300 stations: a checkpoint of their pm25 states and history chunks takes more than one sled batch.
+    // 300 stations: a checkpoint of their pm25 states and history chunks is 600 records.
     let n = 300;
     let value = |i: usize, round: i64| (i as f64 + round as f64 * 0.5) % 900.0;
     let rounds = |store: &Store, from: i64, to: i64| {
