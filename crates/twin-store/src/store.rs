@@ -13,7 +13,7 @@ use twin_fsync::FileSyncer;
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use twin_model::{AttrName, AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic};
+use twin_model::{AttrName, AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic, UnixMs};
 
 use crate::{
     Change, EdgeProgress, StoreConfig, StoreError,
@@ -84,7 +84,8 @@ impl Store {
             // The committer flushes every group itself; sled's own background flush would only add I/O.
             .flush_every_ms(None)
             .open()?;
-        let recovered = recover(&db)?;
+        let retention_ms = config.history_retention.as_millis().min(i64::MAX as u128) as i64;
+        let recovered = recover(&db, twin_model::now_unix_ms().saturating_sub(retention_ms))?;
         let state = Arc::new(RwLock::new(recovered.state));
         let history = Arc::new(Mutex::new(recovered.history));
         let syncer = FileSyncer::new(&config.path)?;
@@ -436,8 +437,9 @@ struct Recovered {
     replayed: usize,
 }
 
-/// Reads the checkpoint back from disk and replays the change log and stale points after it.
-fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
+/// Reads the checkpoint back from disk and replays the change log and stale points after it; history only
+/// from `history_floor` on, as the committer records it.
+fn recover(db: &sled::Db, history_floor: UnixMs) -> Result<Recovered, StoreError> {
     let mut entities = BTreeMap::new();
     for entry in db.scan_prefix([keys::ENTITY]) {
         let (k, v) = entry?;
@@ -505,7 +507,10 @@ fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
             match change {
                 Change::Upsert { revision, header } => state.put_header(header, revision),
                 Change::Attribute { revision, entity, attribute, reported } => {
-                    history.record(db, &entity, &attribute, reported.observed_at, reported.value.clone())?;
+                    // As when it was applied: a change older than the retention window is not history.
+                    if reported.observed_at >= history_floor {
+                        history.record(db, &entity, &attribute, reported.observed_at, reported.value.clone())?;
+                    }
                     if let Some(e) = state.get_mut(&entity) {
                         let slot = e.attributes.entry(attribute.clone()).or_default();
                         if slot.reported.as_ref().is_none_or(|r| r.observed_at < reported.observed_at) {
@@ -524,7 +529,7 @@ fn recover(db: &sled::Db) -> Result<Recovered, StoreError> {
             break;
         }
         let points: Vec<StalePoint> = decode(&k, &v)?;
-        for p in points {
+        for p in points.into_iter().filter(|p| p.observed_at >= history_floor) {
             replayed += 1;
             history.record(db, &p.entity, &p.attribute, p.observed_at, p.value)?;
         }

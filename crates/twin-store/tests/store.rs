@@ -339,3 +339,37 @@ async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
     assert!(snapshot(&store) == expected, "recovery over newer checkpoint records differs from the store before");
     store.close();
 }
+
+/// A change older than the retention window updates the latest state but is not history; replaying it after
+/// a crash must not make it history either (a restart once put the city's static attributes, observed at
+/// 2000-01-01, into history).
+#[tokio::test]
+async fn a_replayed_change_older_than_the_retention_window_stays_out_of_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = StoreConfig::new(dir.path());
+        c.history_retention = std::time::Duration::from_secs(3_600);
+        c
+    };
+    let now = now_unix_ms();
+    {
+        let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+        store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
+        let updates = vec![pm25(1, 1.0, now - 7_200_000), pm25(1, 2.0, now - 1_000)];
+        applied(store.write(WriteBatch { updates, ..Default::default() }).await.unwrap());
+        store.close();
+    }
+    // As after a crash before the first checkpoint: the whole log replays.
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.remove(twin_store::keys::CHECKPOINT).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let attr = AttrName::new("pm25").unwrap();
+    let points = store.history_points(&id, &attr, now - 86_400_000, now + 60_000, 10).unwrap().points;
+    assert_eq!(points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![now - 1_000]);
+    assert_eq!(store.get(&id).unwrap().reported("pm25"), Some(&Value::Number(2.0)));
+    store.close();
+}
