@@ -2,7 +2,7 @@
 //! cloud receives the change, at a steady update rate.
 //!
 //! ```sh
-//! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 15] [--warmup 5] \
+//! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 60] [--warmup 5] \
 //!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 2000] [--per-second] \
 //!     [--os-buffered] [--checkpoint-s 30] [--edge-no-fsync] [--cloud-binary target/release/cloud]
 //! ```
@@ -94,7 +94,7 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut a = Args {
         rate: 50_000,
-        seconds: 15.0,
+        seconds: 60.0,
         warmup: 5.0,
         sensors: 10_000,
         seal_interval_ms: 200,
