@@ -99,6 +99,11 @@ impl Chunk {
     fn last_time(&self) -> UnixMs {
         self.points.last().map_or(self.start, |p| p.0)
     }
+
+    /// How many of its points were observed before `cutoff` (they come first: points are in time order).
+    fn expired(&self, cutoff: UnixMs) -> usize {
+        self.points.partition_point(|(t, _)| *t < cutoff)
+    }
 }
 
 pub(crate) type AttrKey = (EntityId, AttrName);
@@ -343,7 +348,7 @@ impl HistoryWriter {
                 deleted += n;
             } else if let Some(bytes) = db.get(k)? {
                 let mut chunk = Chunk::decode(k, &bytes)?;
-                let old = chunk.points.partition_point(|(t, _)| *t < cutoff);
+                let old = chunk.expired(cutoff);
                 if old > 0 {
                     chunk.points.drain(..old);
                     // The chunk keeps its key (its start); its points stay within its range.
@@ -384,7 +389,7 @@ impl HistoryWriter {
 
 /// Drops a chunk's points observed before `cutoff`, copying it only if it has some; returns how many.
 fn trim(chunk: &mut Arc<Chunk>, cutoff: UnixMs) -> usize {
-    let old = chunk.points.partition_point(|(t, _)| *t < cutoff);
+    let old = chunk.expired(cutoff);
     if old > 0 {
         Arc::make_mut(chunk).points.drain(..old);
     }
@@ -412,7 +417,7 @@ pub(crate) fn expired_chunks(db: &sled::Db, cutoff: UnixMs) -> Result<Vec<Vec<u8
         for entry in db.range(first.to_vec()..end) {
             let (k, v) = entry?;
             let chunk = Chunk::decode(&k, &v)?;
-            if chunk.points.first().is_some_and(|p| p.0 < cutoff) {
+            if chunk.expired(cutoff) > 0 {
                 expired.push(k.to_vec());
             }
         }
