@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 60] [--warmup 5] \
-//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 2000] [--per-second] \
+//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 500] [--per-second] \
 //!     [--os-buffered] [--checkpoint-s 30] [--edge-no-fsync] [--cloud-binary target/release/cloud]
 //! ```
 //!
@@ -98,7 +98,7 @@ fn parse_args() -> Result<Args> {
         warmup: 5.0,
         sensors: 10_000,
         seal_interval_ms: 200,
-        batch_updates: 2_000,
+        batch_updates: 500,
         os_buffered: false,
         edge_fsync: true,
         checkpoint_s: 30.0,

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release -p edge --example wire_bytes -- [--district furong] [--ticks 60] [--speed 60] \
-//!     [--tick-ms 1000] [--seed 2024] [--mosquitto]
+//!     [--tick-ms 1000] [--seed 2024] [--batch-updates 2000] [--mosquitto]
 //! ```
 //!
 //! **Traffic.** The simulator's readings for `--ticks` ticks of `--tick-ms` real time at `--speed` (the
@@ -63,6 +63,8 @@ struct Args {
     speed: f64,
     tick_ms: i64,
     seed: u64,
+    /// The outbox's `max_batch_updates`.
+    batch_updates: usize,
     mosquitto: bool,
 }
 
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Args> {
         speed: 60.0,
         tick_ms: 1_000,
         seed: twin_city::DEFAULT_SEED,
+        batch_updates: OutboxConfig::new("").max_batch_updates,
         mosquitto: false,
     };
     let mut it = std::env::args().skip(1);
@@ -84,13 +87,20 @@ fn parse_args() -> Result<Args> {
             "--speed" => a.speed = value()?.parse().context("--speed")?,
             "--tick-ms" => a.tick_ms = value()?.parse().context("--tick-ms")?,
             "--seed" => a.seed = value()?.parse().context("--seed")?,
+            "--batch-updates" => a.batch_updates = value()?.parse().context("--batch-updates")?,
             "--mosquitto" => a.mosquitto = true,
             other => {
-                bail!("unknown flag {other}; flags: --district D --ticks N --speed X --tick-ms MS --seed S --mosquitto")
+                bail!(
+                    "unknown flag {other}; flags: --district D --ticks N --speed X --tick-ms MS --seed S \
+                     --batch-updates N --mosquitto"
+                )
             }
         }
     }
-    ensure!(a.ticks > 0 && a.tick_ms > 0, "--ticks and --tick-ms must be above 0");
+    ensure!(
+        a.ticks > 0 && a.tick_ms > 0 && a.batch_updates > 0,
+        "--ticks, --tick-ms and --batch-updates must be above 0"
+    );
     Ok(a)
 }
 
@@ -146,8 +156,8 @@ async fn main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let protobuf = protobuf_bytes(&sent, &sent_per_tick);
-    let uplink = send_over_uplink(&sim, &catalog, &ticks, sent.len(), &sent_per_tick).await?;
+    let protobuf = protobuf_bytes(&sent, &sent_per_tick, args.batch_updates);
+    let uplink = send_over_uplink(&sim, &catalog, &ticks, sent.len(), &sent_per_tick, args.batch_updates).await?;
     let mqtt = MqttCount::of(&sent)?;
 
     println!();
@@ -180,8 +190,9 @@ async fn main() -> Result<()> {
         ratio(uplink.sent - uplink.first_sent, mqtt.publish_bytes - mqtt.first_tick_publish(sent_per_tick[0])),
     );
     println!(
-        "the uplink's protobuf before compression (symbols, time offsets; batches of up to 2,000 per tick): \
-         {:.1} bytes/update",
+        "the uplink's protobuf before compression (symbols, time offsets; batches of up to {} per tick): {:.1} \
+         bytes/update",
+        args.batch_updates,
         protobuf as f64 / sent.len() as f64
     );
     println!(
@@ -203,13 +214,13 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// The encoded size of the sent updates as one session's batches (a tick's updates in batches of up to 2,000,
-/// as the outbox seals them), before compression and HTTP/2 framing.
-fn protobuf_bytes(sent: &[Reading], per_tick: &[usize]) -> u64 {
+/// The encoded size of the sent updates as one session's batches (a tick's updates in batches of up to
+/// `batch_updates`, as the outbox seals them), before compression and HTTP/2 framing.
+fn protobuf_bytes(sent: &[Reading], per_tick: &[usize], batch_updates: usize) -> u64 {
     let mut encoder = SessionEncoder::new();
     let (mut first, mut bytes, mut seq) = (0, 0u64, 0);
     for n in per_tick {
-        for chunk in sent[first..first + n].chunks(2_000) {
+        for chunk in sent[first..first + n].chunks(batch_updates) {
             seq += 1;
             let batch = encoder.encode(seq, chunk.iter().map(|r| UpdateRef::from(&r.update)));
             bytes += prost::Message::encoded_len(&batch) as u64;
@@ -236,6 +247,7 @@ async fn send_over_uplink(
     ticks: &[Vec<Reading>],
     expected: usize,
     sent_per_tick: &[usize],
+    batch_updates: usize,
 ) -> Result<UplinkBytes> {
     let cloud = InProcessCloud::start().await?;
     let dir = tempfile::tempdir()?;
@@ -256,7 +268,7 @@ async fn send_over_uplink(
         node_entity: node,
         sensors: sim.entities().len() as u64,
         deadband: DeadbandConfig::default(),
-        outbox: OutboxConfig::new(dir.path().join("outbox")),
+        outbox: OutboxConfig { max_batch_updates: batch_updates, ..OutboxConfig::new(dir.path().join("outbox")) },
         uplink,
         // One report at start (before the measurement), none during it.
         self_report_interval: Duration::from_secs(24 * 3600),
