@@ -4,9 +4,11 @@
 //! `cargo run --release -p twin-store --example store_memory -- 1500` writes 1,500 batches of 2,000 updates
 //! over 10,000 air-quality stations (3 attributes each) into a temp dir with the default configuration.
 
+mod common;
+
 use std::{sync::Arc, time::Instant};
 
-use twin_model::{AttrName, Catalog, EntityId, EntityStatic, Geometry, TypeName, Value, now_unix_ms};
+use twin_model::{AttrName, Catalog, Value, now_unix_ms};
 use twin_store::{AttributeUpdate, Store, StoreConfig, WriteBatch};
 
 const ENTITIES: usize = 10_000;
@@ -23,20 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batches: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(500);
     let dir = tempfile::tempdir()?;
     let store = Store::open(StoreConfig::new(dir.path()), Arc::new(Catalog::builtin()))?;
-    let ids: Vec<EntityId> = (0..ENTITIES)
-        .map(|i| EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:probe:{i:06}")))
-        .collect::<Result<_, _>>()?;
-    let entity_type = TypeName::new("AirQualityObserved")?;
-    let upserts = ids
-        .iter()
-        .map(|id| EntityStatic {
-            id: id.clone(),
-            entity_type: entity_type.clone(),
-            geometry: Some(Geometry::point(112.94, 28.23)),
-            relationships: Default::default(),
-        })
-        .collect();
-    store.write(WriteBatch { upserts, ..Default::default() }).await?;
+    let ids = common::register_stations(&store, ENTITIES).await?;
     let attrs = [AttrName::new("pm25")?, AttrName::new("pm10")?, AttrName::new("no2")?];
     let t0 = now_unix_ms() - 3_600_000;
     let start = Instant::now();

@@ -6,9 +6,11 @@
 //! durability, no checkpoint during the writes) in a child process that then exits without closing the store,
 //! as a crash would; then opens the store here and prints how long the open took.
 
+mod common;
+
 use std::{sync::Arc, time::Instant};
 
-use twin_model::{AttrName, Catalog, EntityId, EntityStatic, Geometry, TypeName, Value, now_unix_ms};
+use twin_model::{AttrName, Catalog, Value, now_unix_ms};
 use twin_store::{AttributeUpdate, Store, StoreConfig, WriteBatch};
 
 const ENTITIES: usize = 10_000;
@@ -24,20 +26,7 @@ fn config(dir: &std::path::Path) -> StoreConfig {
 /// The child: writes `updates` and exits without closing the store.
 async fn write(dir: &std::path::Path, updates: usize) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(config(dir), Arc::new(Catalog::builtin()))?;
-    let ids: Vec<EntityId> = (0..ENTITIES)
-        .map(|i| EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:probe:{i:06}")))
-        .collect::<Result<_, _>>()?;
-    let entity_type = TypeName::new("AirQualityObserved")?;
-    let upserts = ids
-        .iter()
-        .map(|id| EntityStatic {
-            id: id.clone(),
-            entity_type: entity_type.clone(),
-            geometry: Some(Geometry::point(112.94, 28.23)),
-            relationships: Default::default(),
-        })
-        .collect();
-    store.write(WriteBatch { upserts, ..Default::default() }).await?;
+    let ids = common::register_stations(&store, ENTITIES).await?;
     let attrs: Vec<AttrName> = ATTRIBUTES.iter().map(|a| AttrName::new(a)).collect::<Result<_, _>>()?;
     let slots = ENTITIES * attrs.len();
     let t0 = now_unix_ms() - 3_600_000;
