@@ -5,8 +5,9 @@
 //! latest attribute state and the history chunks it keeps in memory and writes as a **checkpoint** every
 //! `checkpoint_interval`: between two groups it takes what changed (kept aside as groups apply, history chunks
 //! shared copy-on-write, so this costs next to nothing) and hands it to the checkpoint thread, which writes it
-//! in small sled batches while groups go on, then, once those are durable, a marker of the revision it covers.
-//! At shutdown it checkpoints synchronously. Recovery replays the log after the marker.
+//! record by record, paced, while groups go on, then, once those are durable, a marker of the revision it
+//! covers. At shutdown it checkpoints synchronously. Recovery replays the log after the marker. Retention
+//! hands it expired history chunks a slice at a time, between groups.
 
 use std::{
     collections::HashMap,
