@@ -45,6 +45,11 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// `history_retention` in milliseconds, as observed times are kept.
+    pub(crate) fn history_retention_ms(&self) -> i64 {
+        self.history_retention.as_millis().min(i64::MAX as u128) as i64
+    }
+
     /// Defaults for a store at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         StoreConfig {

@@ -84,8 +84,7 @@ impl Store {
             // The committer flushes every group itself; sled's own background flush would only add I/O.
             .flush_every_ms(None)
             .open()?;
-        let retention_ms = config.history_retention.as_millis().min(i64::MAX as u128) as i64;
-        let recovered = recover(&db, twin_model::now_unix_ms().saturating_sub(retention_ms))?;
+        let recovered = recover(&db, twin_model::now_unix_ms().saturating_sub(config.history_retention_ms()))?;
         let state = Arc::new(RwLock::new(recovered.state));
         let history = Arc::new(Mutex::new(recovered.history));
         let syncer = FileSyncer::new(&config.path)?;
@@ -113,7 +112,7 @@ impl Store {
             failed: failed.clone(),
             durable_revision: durable_revision.clone(),
             max_group: config.max_group_batches.max(1),
-            history_retention_ms: config.history_retention.as_millis().min(i64::MAX as u128) as i64,
+            history_retention_ms: config.history_retention_ms(),
             checkpoint_interval: config.checkpoint_interval,
             history: history.clone(),
             checkpoint: recovered.checkpoint,
@@ -332,21 +331,14 @@ impl Store {
         if self.inner.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
-        let retention_ms = self.inner.config.history_retention.as_millis().min(i64::MAX as u128) as i64;
-        let cutoff = twin_model::now_unix_ms().saturating_sub(retention_ms);
-        let expired = history::expired_chunks(&self.inner.db, cutoff)?;
+        let cutoff = twin_model::now_unix_ms().saturating_sub(self.inner.config.history_retention_ms());
+        let mut expired = history::expired_chunks(&self.inner.db, cutoff)?.into_iter();
         let mut points = 0;
-        let mut slices = expired.chunks(RETENTION_SLICE_CHUNKS).peekable();
         loop {
-            let slice = slices.next().unwrap_or_default();
+            let keys: Vec<Vec<u8>> = expired.by_ref().take(RETENTION_SLICE_CHUNKS).collect();
             // The last request also trims the chunks in memory.
-            let pending = slices.peek().is_none();
-            points += self.committer_request(|reply| Request::RetainHistory {
-                keys: slice.to_vec(),
-                cutoff,
-                pending,
-                reply,
-            })??;
+            let pending = expired.len() == 0;
+            points += self.committer_request(|reply| Request::RetainHistory { keys, cutoff, pending, reply })??;
             if pending {
                 break;
             }

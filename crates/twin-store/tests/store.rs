@@ -273,6 +273,42 @@ async fn retention_deletes_old_history_and_trims_the_change_log() {
     store.close();
 }
 
+/// After a restart every history chunk is on disk only: retention finds them there and hands them to the
+/// committer in slices (more chunks here than one slice holds), trimming each to its points in the window.
+#[tokio::test]
+async fn retention_trims_expired_chunks_found_on_disk_in_several_slices() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = StoreConfig::new(dir.path());
+        c.history_retention = std::time::Duration::from_secs(2);
+        c.retention_interval = std::time::Duration::from_secs(3600);
+        c
+    };
+    let n = 600;
+    let now = now_unix_ms();
+    {
+        let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+        let upserts = (0..n).map(|i| station(i, 112.9 + i as f64 * 0.0001, 28.2)).collect();
+        store.write(WriteBatch { upserts, ..Default::default() }).await.unwrap();
+        // Per station one point that expires during the sleep and one that stays.
+        let updates = (0..n).flat_map(|i| [pm25(i, 1.0, now - 1_000), pm25(i, 2.0, now + 5_000)]).collect();
+        applied(store.write(WriteBatch { updates, ..Default::default() }).await.unwrap());
+        store.close();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+    let (points, _) = store.run_retention().await.unwrap();
+    assert_eq!(points, n, "one expired point per station");
+    let attr = AttrName::new("pm25").unwrap();
+    for i in [0, 255, 256, 511, 599] {
+        let id = EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap();
+        let left = store.history_points(&id, &attr, now - 60_000, now + 60_000, 10).unwrap().points;
+        assert_eq!(left.iter().map(|p| p.0).collect::<Vec<_>>(), vec![now + 5_000], "station {i}");
+    }
+    assert_eq!(store.run_retention().await.unwrap().0, 0, "a second pass finds nothing more");
+    store.close();
+}
+
 /// A checkpoint writes its records one at a time, not as one atomic batch, then its marker (issue 6: sled
 /// 0.34's `apply_batch` blocks every other sled call in the process while it runs, and one batch of 100,000
 /// records paused group commits for half a second). A crash after the records and before the marker leaves
