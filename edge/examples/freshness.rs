@@ -98,7 +98,7 @@ fn parse_args() -> Result<Args> {
         warmup: 5.0,
         sensors: 10_000,
         seal_interval_ms: 200,
-        batch_updates: 500,
+        batch_updates: OutboxConfig::new("").max_batch_updates,
         os_buffered: false,
         edge_fsync: true,
         checkpoint_s: 30.0,
