@@ -1,6 +1,6 @@
 //! The uplink: sends the outbox's sealed batches to the cloud over the ingest stream of API v1.
 //!
-//! One task owns the connection. Per session it connects (zstd both ways, bytes counted by
+//! One task owns the connection. Per session it connects (batches zstd-compressed, bytes counted by
 //! [`crate::link`]), sends `Hello`, reads `Welcome` and acknowledges the outbox up to `last_applied_seq`
 //! (the cloud already has those), then keeps up to `max_in_flight` batches in flight: each sealed batch goes
 //! out under its outbox seq (never renumbered), encoded compactly by a fresh [`SessionEncoder`]. The open
@@ -248,11 +248,12 @@ where
     Ok(tokio::task::spawn_blocking(move || f(&outbox)).await??)
 }
 
-/// The ingest client for a channel: zstd both ways, messages up to 64 MiB.
+/// The ingest client for a channel: batches zstd-compressed, messages up to 64 MiB. Responses (the Welcome
+/// and acks, a few dozen bytes each) come uncompressed: tonic compresses each message with a fresh zstd
+/// context, which for an ack costs more CPU on both ends than the whole ack and adds bytes (issue 6).
 fn ingest_client(channel: Channel) -> IngestServiceClient<Channel> {
     IngestServiceClient::new(channel)
         .send_compressed(CompressionEncoding::Zstd)
-        .accept_compressed(CompressionEncoding::Zstd)
         .max_encoding_message_size(64 << 20)
         .max_decoding_message_size(64 << 20)
 }
