@@ -4,6 +4,11 @@
 //! Each part runs in its own process group, so a Ctrl-C in the terminal reaches only `citytwin`, which then
 //! stops the parts in order (viewer, edges, cloud): edges get to send their last updates to a cloud that
 //! is still there.
+//!
+//! Each part's stdin is a pipe that `citytwin` holds open and never writes, its lifeline
+//! ([`twin_telemetry::signal::LIFELINE_ENV`]): if `citytwin` dies without stopping them (SIGKILL, a crash),
+//! the pipe closes and every part shuts down cleanly by itself, instead of running on as an orphan that
+//! holds its data folder's lock so that the next run cannot start.
 
 use std::{
     process::{ExitStatus, Stdio},
@@ -12,10 +17,12 @@ use std::{
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
-    process::{Child, Command},
+    process::{Child, ChildStdin, Command},
     sync::oneshot,
 };
 use tokio_util::sync::CancellationToken;
+
+use twin_telemetry::signal::{LIFELINE_ENV, LIFELINE_STDIN};
 
 use crate::plan::PartSpec;
 
@@ -90,6 +97,8 @@ pub struct Part {
     /// Its name, e.g. `edge-furong`.
     pub name: String,
     child: Child,
+    /// Held open while the part runs; its end is the part's signal that `citytwin` is gone.
+    _lifeline: Option<ChildStdin>,
     ended: Option<Ended>,
 }
 
@@ -107,7 +116,8 @@ impl Part {
         command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .env(LIFELINE_ENV, LIFELINE_STDIN)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -125,7 +135,8 @@ impl Part {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(show_lines(spec.name.clone(), err, None));
         }
-        let mut part = Part { name: spec.name.clone(), child, ended: None };
+        let lifeline = child.stdin.take();
+        let mut part = Part { name: spec.name.clone(), child, _lifeline: lifeline, ended: None };
         if spec.ready.is_none() {
             return Ok((part, String::new()));
         }

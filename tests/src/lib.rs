@@ -229,6 +229,22 @@ impl ChildProcess {
     /// keep running and can answer a server's GOAWAY while it drains.
     pub async fn terminate(&mut self) -> Result<ExitStatus> {
         sigterm(&self.child)?;
+        self.exit_status("SIGTERM").await
+    }
+
+    /// Closes its stdin (when the command piped it), the way a supervisor's death closes a lifeline pipe,
+    /// then waits (bounded) for the exit status.
+    pub async fn close_stdin(&mut self) -> Result<ExitStatus> {
+        drop(self.child.stdin.take().context("its stdin is not a pipe")?);
+        self.exit_status("its stdin closing").await
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn exit_status(&mut self, after: &str) -> Result<ExitStatus> {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -236,11 +252,35 @@ impl ChildProcess {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("{} did not exit within {WAIT:?} of SIGTERM", self.name);
+                bail!("{} did not exit within {WAIT:?} of {after}", self.name);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The processes whose parent is `pid` and that still run (a zombie, exited and not yet reaped, does not count),
+/// read from `/proc`.
+pub fn running_children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| proc_state(p).is_some_and(|(state, parent)| parent == pid && state != 'Z'))
+        .collect()
+}
+
+/// Whether `pid` still runs (a zombie does not).
+pub fn is_running(pid: u32) -> bool {
+    proc_state(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// The state letter and the parent pid of `pid`, from `/proc/PID/stat` (after the command name, which is in
+/// parentheses and may hold spaces).
+fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 impl Drop for ChildProcess {

@@ -244,4 +244,21 @@ async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
     let stopped = stop(demo, &lines).await;
     assert!(stopped.contains("viewer exit 0"), "the window closes cleanly on SIGTERM: {stopped}");
     assert!(!stopped.contains("killed") && stopped.matches("exit 0").count() == 4, "{stopped}");
+    drop(display);
+
+    // When citytwin itself dies without stopping its parts (kill -9), they stop by themselves, and the next run
+    // finds their data folders free and the state there.
+    let (mut demo, _, _, _lines) = citytwin(data.path(), None);
+    let parts = running_children(demo.pid());
+    assert_eq!(parts.len(), 4, "the cloud, two edges and the viewer run: {parts:?}");
+    demo.kill9().unwrap();
+    wait_until("every part to stop after citytwin was killed", WAIT, || async {
+        parts.iter().all(|&p| !is_running(p))
+    })
+    .await
+    .unwrap();
+    let mut cloud = CloudProcess::spawn(&data.path().join("cloud"), &[]).unwrap();
+    let clients = cloud.clients().await.unwrap();
+    assert!(aqi(&clients, &stations[0]).await.is_some_and(|a| a.1 > seen.1), "the state of the runs is there");
+    assert!(cloud.terminate().await.unwrap().success());
 }
