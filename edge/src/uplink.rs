@@ -445,11 +445,15 @@ async fn stream_batches(
     loop {
         // Fill the window with sealed batches not yet sent on this stream.
         let mut more_sealed = false;
-        if in_flight.len() < max_in_flight {
+        // Nothing to read when nothing was sealed since the last send (e.g. woken by an ack).
+        if in_flight.len() < max_in_flight && outbox.has_sealed_after(last_sent) {
             let room = max_in_flight - in_flight.len();
             let after = last_sent;
-            let batches = blocking(outbox, move |o| o.sealed_after(after, room)).await?;
-            more_sealed = batches.len() == room;
+            // A batch just sealed is still in memory; only a backlog needs a (blocking) read from disk.
+            let mut batches = outbox.recent_sealed_after(after, room);
+            if batches.is_empty() {
+                batches = blocking(outbox, move |o| o.sealed_after(after, room)).await?;
+            }
             for b in batches {
                 limits.check(b.seq, b.updates.len())?;
                 let batch = encoder.encode(b.seq, b.updates.iter().map(UpdateRef::from));
@@ -464,6 +468,7 @@ async fn stream_batches(
                 in_flight.insert(b.seq, b.updates);
                 link.update(|s| s.updates_sent += count);
             }
+            more_sealed = outbox.has_sealed_after(last_sent);
         }
         if let Some(deadline) = drain_deadline
             && ((in_flight.is_empty() && !more_sealed) || Instant::now() >= deadline)

@@ -62,7 +62,10 @@ mod error;
 
 pub use config::{OutboxConfig, WhenFull};
 pub use error::OutboxError;
-pub use outbox::{AppendOutcome, DeadLetter, Outbox, OutboxStats, OutboxUpdate, SEAL_EVENTS, Sealed, SealedBatch};
+pub use outbox::{
+    AppendOutcome, DeadLetter, Outbox, OutboxStats, OutboxUpdate, RECENT_SEALED_BATCHES, SEAL_EVENTS, Sealed,
+    SealedBatch,
+};
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,11 @@ pub struct Sealed {
 /// Seal announcements a subscriber may fall behind by before it loses the oldest.
 pub const SEAL_EVENTS: usize = 1_024;
 
+/// How many of the newest sealed batches the outbox also keeps in memory, so that the uplink sends a batch it
+/// just sealed without reading it back from sled and decoding it ([`Outbox::recent_sealed_after`]). A few
+/// times the uplink's in-flight window; a backlog beyond it is read from disk.
+pub const RECENT_SEALED_BATCHES: usize = 32;
+
 /// An update the cloud rejected, set aside with the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
@@ -170,6 +175,9 @@ struct BatchMeta {
 struct State {
     latest: HashMap<AttrKey, Latest>,
     batches: BTreeMap<u64, BatchMeta>,
+    /// The updates of recently sealed batches still unacknowledged (at most [`RECENT_SEALED_BATCHES`]), with
+    /// when each was sealed: the same content as their `B` records.
+    recent: BTreeMap<u64, (UnixMs, Arc<[OutboxUpdate]>)>,
     sealed_bytes: u64,
     sealed_updates: u64,
     open_updates: u64,
@@ -198,7 +206,15 @@ impl State {
         self.batches.insert(seq, meta);
     }
 
+    /// Keeps a batch just sealed in memory too, while there is room.
+    fn remember(&mut self, sealed: SealedNow) {
+        if self.recent.len() < RECENT_SEALED_BATCHES {
+            self.recent.insert(sealed.seq, (sealed.sealed_at_ms, sealed.updates));
+        }
+    }
+
     fn remove_batch(&mut self, seq: u64) -> Option<BatchMeta> {
+        self.recent.remove(&seq);
         let meta = self.batches.remove(&seq)?;
         self.sealed_bytes -= meta.bytes;
         self.sealed_updates -= meta.updates;
@@ -334,9 +350,11 @@ impl Outbox {
             outcome.dropped_by_policy += lost;
         }
         st.dropped_by_policy += outcome.dropped_by_policy;
-        for &(seq, meta) in &sealed_now {
-            st.add_batch(seq, meta);
-            outcome.sealed.push(seq);
+        let announcements: Vec<(u64, usize)> = sealed_now.iter().map(|s| (s.seq, s.meta.updates as usize)).collect();
+        for sealed in sealed_now {
+            st.add_batch(sealed.seq, sealed.meta);
+            outcome.sealed.push(sealed.seq);
+            st.remember(sealed);
         }
         st.last_sealed = last_sealed;
         st.set_open(&w.open, open_bytes);
@@ -346,8 +364,8 @@ impl Outbox {
         }
         drop(st);
         let at = Instant::now();
-        for &(seq, meta) in &sealed_now {
-            self.announce(Sealed { seq, updates: meta.updates as usize, at });
+        for (seq, updates) in announcements {
+            self.announce(Sealed { seq, updates, at });
         }
         Ok(outcome)
     }
@@ -364,14 +382,16 @@ impl Outbox {
         }
         let mut last_sealed = self.inner.state.lock().last_sealed;
         let mut batch = sled::Batch::default();
-        let (seq, meta) = seal_open(&mut w, &mut batch, &mut last_sealed, now_unix_ms());
+        let sealed = seal_open(&mut w, &mut batch, &mut last_sealed, now_unix_ms());
         self.commit(&mut w, batch, true)?;
+        let (seq, updates) = (sealed.seq, sealed.meta.updates as usize);
         let mut st = self.inner.state.lock();
-        st.add_batch(seq, meta);
+        st.add_batch(seq, sealed.meta);
+        st.remember(sealed);
         st.last_sealed = last_sealed;
         st.set_open(&[], 0);
         drop(st);
-        self.announce(Sealed { seq, updates: meta.updates as usize, at: Instant::now() });
+        self.announce(Sealed { seq, updates, at: Instant::now() });
         Ok(Some(seq))
     }
 
@@ -405,6 +425,25 @@ impl Outbox {
             });
         }
         Ok(out)
+    }
+
+    /// The sealed, unacknowledged batches with a seq above `after` that are still in memory, up to
+    /// `max_batches`, in seq order: a prefix of what [`Outbox::sealed_after`] returns (empty when the first of
+    /// them is only on disk, e.g. a backlog from before a restart). Never touches the disk, so it can be called
+    /// from async code: the uplink sends a batch it was told was sealed without a blocking read.
+    pub fn recent_sealed_after(&self, after: u64, max_batches: usize) -> Vec<SealedBatch> {
+        let st = self.inner.state.lock();
+        let mut out = Vec::new();
+        for (&seq, _) in st.batches.range(after.saturating_add(1)..).take(max_batches) {
+            let Some((sealed_at_ms, updates)) = st.recent.get(&seq) else { break };
+            out.push(SealedBatch { seq, sealed_at_ms: *sealed_at_ms, updates: updates.to_vec() });
+        }
+        out
+    }
+
+    /// Whether a sealed, unacknowledged batch with a seq above `after` exists (in memory, never waits for I/O).
+    pub fn has_sealed_after(&self, after: u64) -> bool {
+        self.inner.state.lock().batches.range(after.saturating_add(1)..).next().is_some()
     }
 
     /// Acknowledges every batch with a seq up to `up_to_seq` (cumulative, idempotent): they are deleted and
@@ -647,8 +686,17 @@ impl Outbox {
     }
 }
 
+/// A batch sealed by the current write: its seq, counters and updates.
+#[derive(Debug)]
+struct SealedNow {
+    seq: u64,
+    meta: BatchMeta,
+    sealed_at_ms: UnixMs,
+    updates: Arc<[OutboxUpdate]>,
+}
+
 /// Moves the open batch into `batch` as sealed record `last_sealed + 1`, deleting its fragments.
-fn seal_open(w: &mut Writer, batch: &mut sled::Batch, last_sealed: &mut u64, now: UnixMs) -> (u64, BatchMeta) {
+fn seal_open(w: &mut Writer, batch: &mut sled::Batch, last_sealed: &mut u64, now: UnixMs) -> SealedNow {
     *last_sealed += 1;
     let seq = *last_sealed;
     let bytes = format::encode(&SealedRecordRef { sealed_at_ms: now, updates: &w.open });
@@ -662,8 +710,9 @@ fn seal_open(w: &mut Writer, batch: &mut sled::Batch, last_sealed: &mut u64, now
     }
     batch.insert(&key(SEALED, seq), bytes);
     batch.insert(LAST_SEALED, &seq.to_be_bytes());
-    w.open.clear();
-    (seq, meta)
+    let capacity = w.open.len();
+    let updates = std::mem::replace(&mut w.open, Vec::with_capacity(capacity));
+    SealedNow { seq, meta, sealed_at_ms: now, updates: updates.into() }
 }
 
 /// Rebuilds the writer and the in-memory state from disk.

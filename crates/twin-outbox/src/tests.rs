@@ -280,6 +280,38 @@ fn sealed_after_pages_in_seq_order() {
 }
 
 #[test]
+fn recent_sealed_batches_are_served_from_memory_as_stored_and_a_backlog_from_disk() {
+    use crate::RECENT_SEALED_BATCHES;
+    let dir = tempfile::tempdir().unwrap();
+    let batches = RECENT_SEALED_BATCHES as i64 + 8;
+    {
+        let outbox = Outbox::open(config(&dir)).unwrap();
+        outbox.append(&series(0, 10 * batches, 3)).unwrap();
+        let on_disk = outbox.sealed_after(0, usize::MAX).unwrap();
+        assert_eq!(on_disk.len() as i64, batches);
+        // The newest sealed batches are in memory, identical to their records, in pages like sealed_after's.
+        assert_eq!(outbox.recent_sealed_after(0, 5), on_disk[..5]);
+        assert_eq!(outbox.recent_sealed_after(0, usize::MAX), on_disk[..RECENT_SEALED_BATCHES], "bounded");
+        assert!(outbox.has_sealed_after(0) && !outbox.has_sealed_after(batches as u64));
+        // Acked batches leave memory too; those sealed while memory was full were never there: a backlog
+        // the uplink reads from disk.
+        outbox.ack(3).unwrap();
+        assert_eq!(outbox.recent_sealed_after(0, 2), on_disk[3..5]);
+        outbox.ack(RECENT_SEALED_BATCHES as u64).unwrap();
+        assert!(outbox.recent_sealed_after(RECENT_SEALED_BATCHES as u64, 10).is_empty());
+        assert_eq!(outbox.sealed_after(RECENT_SEALED_BATCHES as u64, 10).unwrap(), on_disk[RECENT_SEALED_BATCHES..]);
+        // Memory has room again, so a batch sealed now is there (after the disk-only ones).
+        outbox.append(&series(10 * batches, 10, 3)).unwrap();
+        assert!(outbox.recent_sealed_after(batches as u64, 1).first().is_some_and(|b| b.seq == batches as u64 + 1));
+    }
+    // After a restart everything is on disk only.
+    let outbox = Outbox::open(config(&dir)).unwrap();
+    assert!(outbox.recent_sealed_after(0, 10).is_empty());
+    assert_eq!(outbox.sealed_after(0, usize::MAX).unwrap().len(), 9);
+    assert!(outbox.has_sealed_after(batches as u64) && !outbox.has_sealed_after(batches as u64 + 1));
+}
+
+#[test]
 fn an_update_larger_than_a_batch_is_refused_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(OutboxConfig { max_batch_bytes: 2_048, ..config(&dir) }).unwrap();
