@@ -105,9 +105,9 @@ struct Effective {
 /// The filter: remembers the last value sent per (entity, attribute).
 #[derive(Debug)]
 pub struct Deadband {
-    rules: HashMap<(TypeName, AttrName), Effective>,
+    rules: foldhash::HashMap<(TypeName, AttrName), Effective>,
     fallback: Effective,
-    last_sent: HashMap<(EntityId, AttrName), (Value, UnixMs)>,
+    last_sent: foldhash::HashMap<(EntityId, AttrName), (Value, UnixMs)>,
 }
 
 fn check(rule_name: &str, rule: &Rule) -> Result<(), DeadbandError> {
@@ -150,7 +150,7 @@ impl Deadband {
             }
         }
         let heartbeat_ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
-        let mut rules = HashMap::new();
+        let mut rules = foldhash::HashMap::default();
         for (type_name, def) in catalog.types() {
             let type_rule = config.types.get(type_name.as_str());
             for (attr, a) in &def.attributes {
@@ -177,7 +177,7 @@ impl Deadband {
             threshold: default.threshold.unwrap_or(Threshold::AnyChange),
             heartbeat_ms: heartbeat_ms(default.heartbeat.unwrap_or(DEFAULT_HEARTBEAT)),
         };
-        Ok(Deadband { rules, fallback, last_sent: HashMap::new() })
+        Ok(Deadband { rules, fallback, last_sent: foldhash::HashMap::default() })
     }
 
     /// Whether this reading should be sent; if so it becomes the attribute's last value sent.

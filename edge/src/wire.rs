@@ -8,7 +8,7 @@
 //! defines its symbols again. Encoding happens at send time, from the stored updates, which is what makes
 //! replays safe.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use twin_model::{AttrName, EntityId, UnixMs, Value};
 use twin_proto::pb;
@@ -35,7 +35,7 @@ impl<'a> From<&'a twin_outbox::OutboxUpdate> for UpdateRef<'a> {
 /// The symbol table of one ingest stream.
 #[derive(Debug, Default)]
 pub struct SessionEncoder {
-    symbols: HashMap<Arc<str>, u32>,
+    symbols: foldhash::HashMap<Arc<str>, u32>,
     next: u32,
 }
 
@@ -81,6 +81,8 @@ impl SessionEncoder {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use prost::Message;
 
     use super::*;

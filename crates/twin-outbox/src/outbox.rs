@@ -1,7 +1,7 @@
 //! The [`Outbox`] handle: append, seal, read, ack, the latest-value snapshot, dead letters and stats.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashSet, VecDeque},
     sync::Arc,
     time::Instant,
 };
@@ -173,7 +173,7 @@ struct BatchMeta {
 /// In-memory index and counters, rebuilt on open.
 #[derive(Debug, Default)]
 struct State {
-    latest: HashMap<AttrKey, Latest>,
+    latest: foldhash::HashMap<AttrKey, Latest>,
     batches: BTreeMap<u64, BatchMeta>,
     /// The updates of recently sealed batches still unacknowledged (at most [`RECENT_SEALED_BATCHES`]), with
     /// when each was sealed: the same content as their `B` records.
@@ -237,7 +237,7 @@ impl State {
 }
 
 /// Records `u` as the latest value of its attribute if it is at least as new as the one known.
-fn note_latest(latest: &mut HashMap<AttrKey, Latest>, u: &OutboxUpdate, seq: u64) {
+fn note_latest(latest: &mut foldhash::HashMap<AttrKey, Latest>, u: &OutboxUpdate, seq: u64) {
     match latest.get_mut(&(u.entity.clone(), u.attribute.clone())) {
         Some(l) if u.observed_at < l.update.observed_at => {}
         Some(l) => *l = Latest { update: u.clone(), seq },

@@ -10,7 +10,6 @@
 //! hands it expired history chunks a slice at a time, between groups.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -86,7 +85,7 @@ impl Checkpoint {
 }
 
 /// The latest state of each attribute changed since the last checkpoint.
-pub(crate) type DirtyAttributes = HashMap<(EntityId, AttrName), AttributeState>;
+pub(crate) type DirtyAttributes = foldhash::HashMap<(EntityId, AttrName), AttributeState>;
 
 /// A checkpoint to write: the attribute states that changed (handed over whole), the attributes whose
 /// history chunk changed (resolved while writing), and what it covers.

@@ -15,10 +15,7 @@
 //! Chunks changed since the last checkpoint live only in the [`HistoryWriter`] (their points are durable in
 //! the change log and the stale-point records); queries merge them over what is on disk.
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use twin_model::{AttrName, EntityId, UnixMs, Value};
@@ -121,9 +118,9 @@ pub(crate) type AttrKey = (EntityId, AttrName);
 /// are shared, not copied; a chunk the checkpoint still holds is copied if it changes meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
-    newest: HashMap<AttrKey, Arc<Chunk>>,
+    newest: foldhash::HashMap<AttrKey, Arc<Chunk>>,
     /// Attributes whose newest chunk changed since the last checkpoint snapshot.
-    dirty: HashSet<AttrKey>,
+    dirty: DirtyChunks,
     /// Older chunks not yet in a durable checkpoint (late points, full chunks replaced), by key, with a
     /// generation that changes whenever the chunk does.
     older: BTreeMap<Vec<u8>, (Arc<Chunk>, u64)>,
@@ -140,7 +137,7 @@ pub(crate) struct ChunkSnapshot {
 }
 
 /// The attributes whose newest chunk changed since the previous checkpoint.
-pub(crate) type DirtyChunks = HashSet<AttrKey>;
+pub(crate) type DirtyChunks = foldhash::HashSet<AttrKey>;
 
 /// The newest chunk of an attribute on disk.
 fn load_newest(db: &sled::Db, id: &str, attr: &str) -> Result<Option<Chunk>, StoreError> {
