@@ -4,7 +4,7 @@
 //! Each stream is a session task that resolves symbols, converts batches, submits them to the store in
 //! arrival order (several may be in flight) and sends one ack per batch, in order, once it is durable.
 
-use std::{collections::HashMap, pin::Pin, sync::Arc};
+use std::{pin::Pin, sync::Arc};
 
 use futures::{StreamExt, stream::FuturesOrdered};
 use tokio::sync::mpsc;
@@ -65,7 +65,7 @@ impl pb::ingest_service_server::IngestService for IngestSvc {
         tx.send(Ok(response(ingest_response::Message::Welcome(welcome))))
             .await
             .map_err(|_| Status::cancelled("client went away"))?;
-        let session = Session { store: self.store.clone(), limits: self.limits, symbols: HashMap::new(), edge };
+        let session = Session { store: self.store.clone(), limits: self.limits, symbols: Symbols::default(), edge };
         let shutdown = self.shutdown.clone();
         tokio::spawn(session.run(inbound, tx, deadline, shutdown).instrument(span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -90,8 +90,35 @@ struct Converted {
 struct Session {
     store: Store,
     limits: Limits,
-    symbols: HashMap<u32, Arc<str>>,
+    symbols: Symbols,
     edge: EdgeId,
+}
+
+/// The symbols a stream defined, and the ids validated from them: each symbol is validated once per stream,
+/// not once per batch (a batch rarely names an entity twice, so a per-batch cache validated nearly every
+/// update's entity id again).
+#[derive(Default)]
+struct Symbols {
+    names: foldhash::HashMap<u32, Arc<str>>,
+    entities: foldhash::HashMap<u32, EntityId>,
+    attributes: foldhash::HashMap<u32, AttrName>,
+}
+
+impl Symbols {
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Defines (or redefines) a symbol; a redefinition drops what was validated from the former name.
+    fn define(&mut self, id: u32, name: String) {
+        self.entities.remove(&id);
+        self.attributes.remove(&id);
+        self.names.insert(id, Arc::from(name));
+    }
+
+    fn resolve(&self, symbol: u32) -> Option<&str> {
+        self.names.get(&symbol).map(|s| &**s)
+    }
 }
 
 type Outbound = mpsc::Sender<Result<pb::IngestResponse, Status>>;
@@ -205,10 +232,6 @@ impl Session {
         })
     }
 
-    fn resolve(&self, symbol: u32) -> Option<&str> {
-        self.symbols.get(&symbol).map(|s| &**s)
-    }
-
     fn convert(&mut self, b: pb::Batch) -> Result<Converted, Status> {
         if b.seq == 0 {
             return Err(Status::invalid_argument("batch.seq must be at least 1"));
@@ -225,7 +248,7 @@ impl Session {
             return Err(Status::resource_exhausted(format!("a stream may define at most {MAX_SYMBOLS} symbols")));
         }
         for s in b.symbols {
-            self.symbols.insert(s.id, Arc::from(s.name));
+            self.symbols.define(s.id, s.name);
         }
         let mut out = Converted {
             seq: b.seq,
@@ -247,11 +270,8 @@ impl Session {
                 Err(err) => out.rejected.push(status::upsert_rejection(i, &e.id, &err)),
             }
         }
-        // Entity and attribute names repeat a lot within a stream: keep the validated ones.
-        let mut entity_cache: HashMap<u32, EntityId> = HashMap::new();
-        let mut attr_cache: HashMap<u32, AttrName> = HashMap::new();
         for (i, u) in b.updates.into_iter().enumerate() {
-            match self.update(u, b.base_time_unix_ms, &mut entity_cache, &mut attr_cache) {
+            match Self::update(&mut self.symbols, u, b.base_time_unix_ms) {
                 Ok(up) => {
                     out.write.updates.push(up);
                     out.update_index.push(i as u32);
@@ -270,11 +290,9 @@ impl Session {
     }
 
     fn update(
-        &self,
+        symbols: &mut Symbols,
         u: pb::Update,
         base: i64,
-        entity_cache: &mut HashMap<u32, EntityId>,
-        attr_cache: &mut HashMap<u32, AttrName>,
     ) -> Result<AttributeUpdate, (String, String, RejectCode, String)> {
         let unknown = |what: &str, s: u32| {
             (
@@ -285,14 +303,14 @@ impl Session {
             )
         };
         let entity = match u.entity {
-            Some(update::Entity::EntitySymbol(s)) => match entity_cache.get(&s) {
+            Some(update::Entity::EntitySymbol(s)) => match symbols.entities.get(&s) {
                 Some(id) => id.clone(),
                 None => {
-                    let name = self.resolve(s).ok_or_else(|| unknown("entity", s))?;
+                    let name = symbols.resolve(s).ok_or_else(|| unknown("entity", s))?;
                     let id = EntityId::new(name).map_err(|e| {
                         (name.to_owned(), String::new(), RejectCode::InvalidId, format!("entity id {name:?}: {e}"))
                     })?;
-                    entity_cache.insert(s, id.clone());
+                    symbols.entities.insert(s, id.clone());
                     id
                 }
             },
@@ -317,15 +335,15 @@ impl Session {
             )
         };
         let attribute = match u.attribute {
-            Some(update::Attribute::AttributeSymbol(s)) => match attr_cache.get(&s) {
+            Some(update::Attribute::AttributeSymbol(s)) => match symbols.attributes.get(&s) {
                 Some(a) => a.clone(),
                 None => {
-                    let name = self.resolve(s).ok_or_else(|| {
+                    let name = symbols.resolve(s).ok_or_else(|| {
                         let (_, _, code, msg) = unknown("attribute", s);
                         (entity.to_string(), String::new(), code, msg)
                     })?;
                     let a = AttrName::new(name).map_err(|e| attr_err(name, e))?;
-                    attr_cache.insert(s, a.clone());
+                    symbols.attributes.insert(s, a.clone());
                     a
                 }
             },

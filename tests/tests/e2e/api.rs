@@ -53,6 +53,19 @@ async fn symbols_compact_the_wire_and_field_masks_select() {
         observed_offset_ms: 0,
     });
     assert_eq!(edge.send_and_ack(b2).await.unwrap().applied, 1);
+    // A symbol redefined later on the stream means its new name from then on.
+    load(c, vec![station(3, 112.95, 28.24)]).await.unwrap();
+    let mut b3 = batch(3, t, vec![]);
+    b3.symbols = vec![pb::Symbol { id: 7, name: station_id(3) }, pb::Symbol { id: 8, name: "pm10".into() }];
+    b3.updates.push(pb::Update {
+        entity: Some(pb::update::Entity::EntitySymbol(7)),
+        attribute: Some(pb::update::Attribute::AttributeSymbol(8)),
+        value: Some(number(77.0)),
+        observed_offset_ms: 0,
+    });
+    assert_eq!(edge.send_and_ack(b3).await.unwrap().applied, 1);
+    assert_eq!(reported_number(c, &station_id(3), "pm10").await.unwrap(), Some((77.0, t)));
+    assert_eq!(reported_number(c, &station_id(1), "pm10").await.unwrap(), None, "not the former symbol's entity");
     let mask = prost_types::FieldMask { paths: vec!["attributes.no2".into()] };
     let e = c.twin().get(pb::GetRequest { id: station_id(1), field_mask: Some(mask) }).await.unwrap().into_inner();
     assert_eq!(e.attributes.len(), 1);
