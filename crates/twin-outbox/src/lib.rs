@@ -13,7 +13,9 @@
 //! Updates are appended to an **open batch**. When it reaches `max_batch_updates` or `max_batch_bytes`, or
 //! when the uplink calls [`Outbox::seal`], it is **sealed**: it gets the next batch sequence number and is
 //! immutable from then on; each seal is announced once durable ([`Outbox::subscribe_seals`]), so the uplink
-//! sends a batch as soon as it is sealed. The uplink sends sealed batches in seq order ([`Outbox::sealed_after`]) and, after
+//! sends a batch as soon as it is sealed. The newest sealed batches are also kept in memory
+//! ([`Outbox::recent_sealed_after`], up to [`RECENT_SEALED_BATCHES`]), so a batch just sealed goes out without
+//! being read back and decoded. The uplink sends sealed batches in seq order ([`Outbox::sealed_after`]) and, after
 //! a reconnect or restart, replays exactly the same batches; the cloud applies a batch only if its seq is
 //! above the highest it applied for this edge, so a seq must always denote the same content. The cloud's
 //! ack deletes every batch up to its seq ([`Outbox::ack`], cumulative). Updates the cloud rejected are moved
