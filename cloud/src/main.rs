@@ -19,20 +19,9 @@ fn main() -> std::process::ExitCode {
         print!("{}", settings.raw.to_toml());
         return std::process::ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cloud: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(settings)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cloud: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    twin_telemetry::runtime::block_on("cloud", async {
+        serve(settings).await.map(|()| std::process::ExitCode::SUCCESS)
+    })
 }
 
 async fn serve(settings: cloud::Settings) -> anyhow::Result<()> {
@@ -49,19 +38,21 @@ async fn serve(settings: cloud::Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
+    // Before the line below: a supervisor may send SIGTERM as soon as it reads it.
+    let signal = twin_telemetry::signal::shutdown_signal();
     // Scripts and tests read this line to find the port when listening on port 0.
     println!("cloud listening on {addr}");
     std::io::stdout().flush().ok();
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            signal.await;
+            shutdown.cancel();
+        }
+    });
     let result =
         cloud::server::run_with_catalog(settings, catalog, listener, shutdown).await.context("cloud service failed");
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.ok();
     result
-}
-
-/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    twin_telemetry::signal::shutdown_signal().await;
-    shutdown.cancel();
 }

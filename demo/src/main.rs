@@ -65,21 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("citytwin: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("citytwin: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // A part that did not stop cleanly fails the run (`run` said so on stderr).
+    twin_telemetry::runtime::block_on("citytwin", async {
+        run(options).await.map(|clean| if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
 }
 
 fn options(flags: &Flags) -> anyhow::Result<DemoOptions> {

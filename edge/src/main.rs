@@ -41,20 +41,7 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("edge: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edge: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    twin_telemetry::runtime::block_on("edge", async { run(settings).await.map(|()| std::process::ExitCode::SUCCESS) })
 }
 
 fn list_dead_letters(settings: &Settings) -> anyhow::Result<()> {
@@ -174,6 +161,8 @@ async fn run_agent(settings: Settings) -> anyhow::Result<()> {
         sources.push(task);
     }
     let depth = agent.outbox().stats().depth_updates;
+    // Before the line below: a supervisor may send SIGTERM as soon as it reads it.
+    let signal = twin_telemetry::signal::shutdown_signal();
     // Scripts and tests read this line.
     println!(
         "edge {} running: district {}, {} sensors{}, outbox {} ({} updates buffered), cloud {}",
@@ -188,7 +177,7 @@ async fn run_agent(settings: Settings) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
 
     tokio::select! {
-        () = twin_telemetry::signal::shutdown_signal() => {}
+        () = signal => {}
         e = agent.failed() => return Err(e).context("the agent stopped"),
     }
     let report = agent.shutdown(sources).await.context("shutdown failed")?;

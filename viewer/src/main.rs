@@ -197,6 +197,8 @@ async fn headless(
     let mut scene = Scene::build(&entities);
     let mut live = LiveState::new(&entities, &scene, revision);
     let mut renderer = CityRenderer::new(&gpu, &scene, COLOR_FORMAT);
+    // Before the line below: a supervisor may send SIGTERM as soon as it reads it.
+    let stop = twin_telemetry::signal::shutdown_signal();
     println!("viewer: {} entities from {url}; writing {} every {every:?}", entities.len(), dir.display());
     let mut known = KnownEntities::new(entities);
     let target = Offscreen::new(&gpu, width, height);
@@ -207,7 +209,6 @@ async fn headless(
     let follower = tokio::spawn(follow(url.clone(), revision, tx));
     std::io::Write::flush(&mut std::io::stdout()).ok();
     let mut tick = tokio::time::interval(every);
-    let stop = twin_telemetry::signal::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -65,10 +65,14 @@ pub fn run(source: Source, camera: String, select: Option<String>) -> Result<(),
     // cleanly; the proxy wakes the event loop even when it is idle.
     let stop = Arc::new(AtomicBool::new(false));
     let proxy = event_loop.create_proxy();
+    let signal = {
+        let _runtime = runtime.enter();
+        twin_telemetry::signal::shutdown_signal()
+    };
     runtime.spawn({
         let stop = stop.clone();
         async move {
-            twin_telemetry::signal::shutdown_signal().await;
+            signal.await;
             stop.store(true, Ordering::Relaxed);
             let _ = proxy.send_event(());
         }

@@ -153,20 +153,7 @@ impl CompressionArg {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("twin-loadgen: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(flags)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("twin-loadgen: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    twin_telemetry::runtime::block_on("twin-loadgen", async { run(flags).await.map(|()| ExitCode::SUCCESS) })
 }
 
 /// A cloud process started for the run; killed and waited for by [`SpawnedCloud::stop`] (or on drop).

@@ -36,6 +36,7 @@
 
 pub mod config;
 pub mod propagation;
+pub mod runtime;
 pub mod signal;
 pub mod subscriber;
 #[cfg(feature = "test-util")]

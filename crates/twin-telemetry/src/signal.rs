@@ -12,41 +12,65 @@ pub const LIFELINE_ENV: &str = "CITYTWIN_LIFELINE";
 /// The value of [`LIFELINE_ENV`] that makes stdin the lifeline.
 pub const LIFELINE_STDIN: &str = "stdin";
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM, logging which, so a binary can drain and exit cleanly; and, when
-/// [`LIFELINE_ENV`] says so, when stdin closes (the supervisor is gone).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that resolves on SIGINT (Ctrl-C) or SIGTERM, logging which, so a binary can drain and exit
+/// cleanly; and, when [`LIFELINE_ENV`] says so, when stdin closes (the supervisor is gone).
+///
+/// The handlers are installed by this call, not when the future is first polled: call it (inside the runtime)
+/// before printing a ready line, or a supervisor that sends SIGTERM as soon as it reads that line kills the
+/// process the default way instead of stopping it cleanly.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let (interrupt, term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    let lifeline = match std::env::var(LIFELINE_ENV).as_deref() {
+        Ok(LIFELINE_STDIN) => Some(stdin_closed()),
+        _ => None,
+    };
+    async move {
+        let lifeline = async {
+            match lifeline {
+                Some(closed) => closed.await,
+                None => std::future::pending().await,
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+        };
+        #[cfg(unix)]
+        {
+            let interrupt = recv_or_pending(interrupt, "SIGINT");
+            let term = recv_or_pending(term, "SIGTERM");
+            tokio::select! {
+                () = interrupt => tracing::info!("SIGINT received"),
+                () = term => tracing::info!("SIGTERM received"),
+                () = lifeline => tracing::warn!("stdin closed: the supervisor is gone; shutting down"),
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    let lifeline = async {
-        match std::env::var(LIFELINE_ENV).as_deref() {
-            Ok(LIFELINE_STDIN) => stdin_closed().await,
-            _ => std::future::pending::<()>().await,
+        #[cfg(not(unix))]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received"),
+            () = lifeline => tracing::warn!("stdin closed: the supervisor is gone; shutting down"),
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        () = term => tracing::info!("SIGTERM received"),
-        () = lifeline => tracing::warn!("stdin closed: the supervisor is gone; shutting down"),
     }
 }
 
-/// Resolves once stdin reaches its end or fails. One thread reads it for the whole process (a plain thread,
-/// not the runtime's blocking pool: a blocked read there would hold up the runtime's shutdown); every caller
-/// watches the same flag.
-async fn stdin_closed() {
+/// Waits for the signal, or forever if its handler could not be installed (logged).
+#[cfg(unix)]
+async fn recv_or_pending(signal: std::io::Result<tokio::signal::unix::Signal>, name: &str) {
+    match signal {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for {name}");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Starts watching stdin (once per process) and returns a future that resolves once it reaches its end or
+/// fails. One plain thread reads it for the whole process (not the runtime's blocking pool: a blocked read
+/// there would hold up the runtime's shutdown); every caller watches the same flag.
+fn stdin_closed() -> impl Future<Output = ()> + Send + 'static {
     static CLOSED: OnceLock<watch::Receiver<bool>> = OnceLock::new();
     let mut closed = CLOSED
         .get_or_init(|| {
@@ -64,8 +88,10 @@ async fn stdin_closed() {
             rx
         })
         .clone();
-    // An error means the reader thread is gone without saying so (it could not start): never resolve then.
-    if closed.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
+    async move {
+        // An error means the reader thread is gone without saying so (it could not start): never resolve then.
+        if closed.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
