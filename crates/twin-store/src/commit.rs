@@ -41,14 +41,16 @@ pub(crate) enum Request {
     /// Apply a batch.
     Write { batch: WriteBatch, reply: oneshot::Sender<Result<WriteOutcome, StoreError>> },
     /// Trims the history chunks at `keys`, found by a retention pass, to their points observed at or after
-    /// `cutoff`, and with `pending` every chunk in memory too; replies with the points deleted.
-    RetainHistory {
-        keys: Vec<Vec<u8>>,
-        cutoff: UnixMs,
-        pending: bool,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
+    /// `cutoff`; replies with the points deleted.
+    RetainHistory { keys: Vec<Vec<u8>>, cutoff: UnixMs, reply: oneshot::Sender<Result<usize, StoreError>> },
+    /// Trims the chunks in memory the same way, the newest ones from index `from` on, a slice at a time
+    /// ([`RETENTION_SLICE_NEWEST`]); replies with the points deleted and where the next slice starts (`None`:
+    /// done).
+    RetainPending { cutoff: UnixMs, from: usize, reply: oneshot::Sender<Result<(usize, Option<usize>), StoreError>> },
 }
+
+/// How many newest history chunks in memory one [`Request::RetainPending`] trims: a few ms on the committer.
+pub(crate) const RETENTION_SLICE_NEWEST: usize = 20_000;
 
 /// A write in the current group.
 #[derive(Debug)]
@@ -249,8 +251,11 @@ impl Committer {
         let mut next = rx.blocking_recv();
         while let Some(request) = next.take() {
             match request {
-                Request::RetainHistory { keys, cutoff, pending, reply } => {
-                    let _ = reply.send(self.retain_history(&keys, cutoff, pending));
+                Request::RetainHistory { keys, cutoff, reply } => {
+                    let _ = reply.send(self.retain_history(&keys, cutoff));
+                }
+                Request::RetainPending { cutoff, from, reply } => {
+                    let _ = reply.send(self.retain_pending(cutoff, from));
                 }
                 Request::Write { batch, reply } => {
                     group.push(Write { batch, reply });
@@ -437,21 +442,27 @@ impl Committer {
 
     /// Trims history for a retention pass ([`Request::RetainHistory`]). It needs no checkpoint first and waits
     /// for none: chunks pending in memory are trimmed there (see [`HistoryWriter::retain_chunks`]), so a pass
-    /// costs the commit path only the chunks it trims, a slice at a time, and a look at each chunk in memory.
-    fn retain_history(&mut self, chunk_keys: &[Vec<u8>], cutoff: UnixMs, pending: bool) -> Result<usize, StoreError> {
+    /// costs the commit path only the chunks it trims, a slice at a time, and a look at each chunk in memory, a
+    /// slice at a time too ([`Request::RetainPending`]).
+    fn retain_history(&mut self, chunk_keys: &[Vec<u8>], cutoff: UnixMs) -> Result<usize, StoreError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
         let mut batch = sled::Batch::default();
         let mut history = self.history.lock();
-        let mut deleted = history.retain_chunks(&self.db, chunk_keys, cutoff, &mut batch)?;
-        if pending {
-            deleted += history.retain_pending(cutoff);
-        }
+        let deleted = history.retain_chunks(&self.db, chunk_keys, cutoff, &mut batch)?;
         drop(history);
         // Made durable by the next group's flush; lost in a crash, the next pass deletes them again.
         self.db.apply_batch(batch)?;
         Ok(deleted)
+    }
+
+    /// Trims one slice of the history chunks in memory for a retention pass ([`Request::RetainPending`]).
+    fn retain_pending(&mut self, cutoff: UnixMs, from: usize) -> Result<(usize, Option<usize>), StoreError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed);
+        }
+        Ok(self.history.lock().retain_pending(cutoff, from, RETENTION_SLICE_NEWEST))
     }
 
     /// Applies one batch to memory and to the pending sled batch.

@@ -118,7 +118,9 @@ pub(crate) type AttrKey = (EntityId, AttrName);
 /// are shared, not copied; a chunk the checkpoint still holds is copied if it changes meanwhile.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryWriter {
-    newest: foldhash::HashMap<AttrKey, Arc<Chunk>>,
+    /// Indexed by insertion order too, so that retention can walk it a slice at a time between group commits
+    /// ([`HistoryWriter::retain_pending`]); entries are never removed one by one, so an index stays valid.
+    newest: indexmap::IndexMap<AttrKey, Arc<Chunk>, foldhash::fast::RandomState>,
     /// Attributes whose newest chunk changed since the last checkpoint snapshot.
     dirty: DirtyChunks,
     /// Older chunks not yet in a durable checkpoint (late points, full chunks replaced), by key, with a
@@ -360,17 +362,25 @@ impl HistoryWriter {
         Ok(deleted)
     }
 
-    /// Trims every chunk in memory to its points observed at or after `cutoff`, as [`Self::retain_chunks`]
-    /// does: chunks not yet checkpointed are not on disk for [`expired_chunks`] to find. Returns how many points
-    /// it deleted.
-    pub fn retain_pending(&mut self, cutoff: UnixMs) -> usize {
+    /// Trims the chunks in memory to their points observed at or after `cutoff`, as [`Self::retain_chunks`]
+    /// does: chunks not yet checkpointed are not on disk for [`expired_chunks`] to find. One call trims the
+    /// newest chunks from index `from` on, at most `max` of them, and returns the points it deleted and where
+    /// the next call starts; the call that reaches the end also trims the pending older chunks and returns
+    /// `None`. A whole pass at once held the committer for 52 ms with nothing to trim and 185 ms trimming, at
+    /// the demo's 700,000 attributes (issue 6).
+    pub fn retain_pending(&mut self, cutoff: UnixMs, from: usize, max: usize) -> (usize, Option<usize>) {
         let mut deleted = 0;
-        for (attr_key, chunk) in &mut self.newest {
+        let end = from.saturating_add(max).min(self.newest.len());
+        for i in from..end {
+            let Some((attr_key, chunk)) = self.newest.get_index_mut(i) else { break };
             let n = trim(chunk, cutoff);
             if n > 0 {
                 self.dirty.insert(attr_key.clone());
                 deleted += n;
             }
+        }
+        if end < self.newest.len() {
+            return (deleted, Some(end));
         }
         for (chunk, generation) in self.older.values_mut() {
             let n = trim(chunk, cutoff);
@@ -380,7 +390,7 @@ impl HistoryWriter {
                 deleted += n;
             }
         }
-        deleted
+        (deleted, None)
     }
 }
 
@@ -583,9 +593,40 @@ mod tests {
     fn retain(db: &sled::Db, w: &mut HistoryWriter, cutoff: UnixMs) -> usize {
         let expired = expired_chunks(db, cutoff).unwrap();
         let mut b = sled::Batch::default();
-        let deleted = w.retain_chunks(db, &expired, cutoff, &mut b).unwrap() + w.retain_pending(cutoff);
+        let mut deleted = w.retain_chunks(db, &expired, cutoff, &mut b).unwrap();
+        // Slices of 1, so that the tests cross slice boundaries.
+        let mut from = Some(0);
+        while let Some(start) = from {
+            let (n, next) = w.retain_pending(cutoff, start, 1);
+            deleted += n;
+            from = next;
+        }
         db.apply_batch(b).unwrap();
         deleted
+    }
+
+    #[test]
+    fn retention_trims_the_chunks_in_memory_a_slice_at_a_time() {
+        let (_dir, db, e, _) = fixture();
+        let attrs: Vec<AttrName> = ["a", "b", "c"].iter().map(|n| AttrName::new(n).unwrap()).collect();
+        let mut w = HistoryWriter::default();
+        for t in 0..10 {
+            for a in &attrs {
+                w.record(&db, &e, a, t, Value::Integer(t)).unwrap();
+            }
+        }
+        w.take_dirty();
+        // Two of the three newest chunks, then the rest; each slice trims only its own.
+        assert_eq!(w.retain_pending(5, 0, 2), (10, Some(2)));
+        assert_eq!(w.take_dirty().len(), 2);
+        assert_eq!(w.retain_pending(5, 2, 2), (5, None));
+        assert_eq!(w.take_dirty().len(), 1);
+        // A slice past the end (the writer was discarded meanwhile) trims nothing and ends the pass.
+        assert_eq!(w.retain_pending(5, 7, 2), (0, None));
+        for a in &attrs {
+            let key = (e.clone(), a.clone());
+            assert_eq!(w.newest[&key].points.first().map(|p| p.0), Some(5), "{a}: points from the cutoff on");
+        }
     }
 
     #[test]

@@ -334,14 +334,17 @@ impl Store {
         let cutoff = twin_model::now_unix_ms().saturating_sub(self.inner.config.history_retention_ms());
         let mut expired = history::expired_chunks(&self.inner.db, cutoff)?.into_iter();
         let mut points = 0;
-        loop {
+        while expired.len() > 0 {
             let keys: Vec<Vec<u8>> = expired.by_ref().take(RETENTION_SLICE_CHUNKS).collect();
-            // The last request also trims the chunks in memory.
-            let pending = expired.len() == 0;
-            points += self.committer_request(|reply| Request::RetainHistory { keys, cutoff, pending, reply })??;
-            if pending {
-                break;
-            }
+            points += self.committer_request(|reply| Request::RetainHistory { keys, cutoff, reply })??;
+        }
+        // Then the chunks in memory, which are not all on disk yet, a slice at a time too.
+        let mut from = Some(0);
+        while let Some(start) = from {
+            let (deleted, next) =
+                self.committer_request(|reply| Request::RetainPending { cutoff, from: start, reply })??;
+            points += deleted;
+            from = next;
         }
         let records = self.trim_log()?;
         Ok((points, records))
