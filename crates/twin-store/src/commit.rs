@@ -440,10 +440,10 @@ impl Committer {
         Ok(())
     }
 
-    /// Trims history for a retention pass ([`Request::RetainHistory`]). It needs no checkpoint first and waits
-    /// for none: chunks pending in memory are trimmed there (see [`HistoryWriter::retain_chunks`]), so a pass
-    /// costs the commit path only the chunks it trims, a slice at a time, and a look at each chunk in memory, a
-    /// slice at a time too ([`Request::RetainPending`]).
+    /// Trims one slice of the expired chunks a retention pass found on disk ([`Request::RetainHistory`]). It
+    /// needs no checkpoint first and waits for none: chunks pending in memory are trimmed there (see
+    /// [`HistoryWriter::retain_chunks`]). With [`Request::RetainPending`], also a slice at a time, a pass holds
+    /// up group commits for a few ms at most.
     fn retain_history(&mut self, chunk_keys: &[Vec<u8>], cutoff: UnixMs) -> Result<usize, StoreError> {
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);

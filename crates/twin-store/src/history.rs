@@ -621,7 +621,7 @@ mod tests {
         assert_eq!(w.take_dirty().len(), 2);
         assert_eq!(w.retain_pending(5, 2, 2), (5, None));
         assert_eq!(w.take_dirty().len(), 1);
-        // A slice past the end (the writer was discarded meanwhile) trims nothing and ends the pass.
+        // A slice past the end (as when the writer was discarded during a pass) trims nothing and ends it.
         assert_eq!(w.retain_pending(5, 7, 2), (0, None));
         for a in &attrs {
             let key = (e.clone(), a.clone());

@@ -21,9 +21,10 @@
 //!
 //! The latest attribute state and the history chunks are **checkpoints** of that log, written every
 //! `checkpoint_interval` (and at shutdown); on open the store loads the checkpoint and replays the log after
-//! it. Retention deletes the log records a checkpoint covers, beyond the revisions kept for watch resume. This keeps the ack path to a few large sled records per group: sled 0.34 keeps
-//! a copy of a node in memory for each small rewrite until it consolidates, so rewriting every attribute and
-//! history chunk per group cost most of the CPU and grew memory by kilobytes per update. So:
+//! it. Retention deletes the log records a checkpoint covers, beyond the revisions kept for watch resume.
+//! This keeps the ack path to a few large sled records per group: sled 0.34 keeps a copy of a node in memory
+//! for each small rewrite until it consolidates, so rewriting every attribute and history chunk per group cost
+//! most of the CPU and grew memory by kilobytes per update. So:
 //!
 //! - **An acknowledged batch is durable** (power loss included with `Fsync`; process crash with
 //!   `OsBuffered`), and a batch is either wholly applied or not at all.

@@ -14,9 +14,22 @@ fn open(dir: &std::path::Path) -> Store {
     Store::open(StoreConfig::new(dir), Arc::new(Catalog::builtin())).unwrap()
 }
 
+/// A store config with history kept for `history_retention` and retention run only when a test asks.
+fn retention_config(dir: &std::path::Path, history_retention: std::time::Duration) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.history_retention = history_retention;
+    c.retention_interval = std::time::Duration::from_secs(3600);
+    c
+}
+
+/// The id of test station `i`.
+fn station_id(i: usize) -> EntityId {
+    EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap()
+}
+
 fn station(i: usize, lon: f64, lat: f64) -> EntityStatic {
     EntityStatic {
-        id: EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap(),
+        id: station_id(i),
         entity_type: TypeName::new("AirQualityObserved").unwrap(),
         geometry: Some(Geometry::point(lon, lat)),
         relationships: Default::default(),
@@ -25,7 +38,7 @@ fn station(i: usize, lon: f64, lat: f64) -> EntityStatic {
 
 fn pm25(i: usize, v: f64, observed_at: i64) -> AttributeUpdate {
     AttributeUpdate {
-        entity: EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap(),
+        entity: station_id(i),
         attribute: AttrName::new("pm25").unwrap(),
         value: Value::Number(v),
         observed_at,
@@ -84,7 +97,7 @@ async fn last_writer_wins_by_observed_time_and_history_keeps_both() {
     assert_eq!((s.applied, s.stale), (0, 1));
     let e = store.get("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
     assert_eq!(e.reported("pm25"), Some(&Value::Number(50.0)));
-    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let id = station_id(1);
     let attr = AttrName::new("pm25").unwrap();
     let h = store.history_points(&id, &attr, t0 - 1, t0 + 10_000, 10).unwrap();
     assert_eq!(h.points, vec![(t0, Value::Number(10.0)), (t0 + 1_000, Value::Number(50.0))]);
@@ -104,7 +117,7 @@ async fn a_repeat_of_the_latest_observation_is_not_applied_again() {
     let again =
         applied(store.write(WriteBatch { updates: vec![pm25(1, 50.0, t0)], ..Default::default() }).await.unwrap());
     assert_eq!((again.applied, again.stale, again.repeated, again.revision), (0, 0, 1, first.revision));
-    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let id = station_id(1);
     let attr = AttrName::new("pm25").unwrap();
     let h = store.history_points(&id, &attr, t0 - 1, t0 + 1, 10).unwrap();
     assert_eq!(h.points, vec![(t0, Value::Number(50.0))], "one history point, not two");
@@ -225,11 +238,8 @@ async fn list_returns_exactly_the_matching_entities_across_pages() {
 #[tokio::test]
 async fn retention_deletes_old_history_and_trims_the_change_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.history_retention = std::time::Duration::from_secs(2);
+    let mut config = retention_config(dir.path(), std::time::Duration::from_secs(2));
     config.changelog_revisions = 100;
-    // Retention runs only when asked in this test.
-    config.retention_interval = std::time::Duration::from_secs(3600);
     config.checkpoint_interval = std::time::Duration::from_millis(10);
     let store = Store::open(config, Arc::new(Catalog::builtin())).unwrap();
     store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
@@ -238,7 +248,7 @@ async fn retention_deletes_old_history_and_trims_the_change_log() {
     store.write(WriteBatch { updates: vec![pm25(1, 1.0, now - 10_000)], ..Default::default() }).await.unwrap();
     // Inside the window now, outside it after the sleep.
     store.write(WriteBatch { updates: vec![pm25(1, 2.0, now - 1_000)], ..Default::default() }).await.unwrap();
-    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let id = station_id(1);
     let attr = AttrName::new("pm25").unwrap();
     let window = (now - 60_000, now + 60_000);
     assert_eq!(store.history_points(&id, &attr, window.0, window.1, 10).unwrap().points.len(), 1);
@@ -278,12 +288,7 @@ async fn retention_deletes_old_history_and_trims_the_change_log() {
 #[tokio::test]
 async fn retention_trims_expired_chunks_found_on_disk_in_several_slices() {
     let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut c = StoreConfig::new(dir.path());
-        c.history_retention = std::time::Duration::from_secs(2);
-        c.retention_interval = std::time::Duration::from_secs(3600);
-        c
-    };
+    let config = || retention_config(dir.path(), std::time::Duration::from_secs(2));
     let n = 600;
     let now = now_unix_ms();
     {
@@ -301,7 +306,7 @@ async fn retention_trims_expired_chunks_found_on_disk_in_several_slices() {
     assert_eq!(points, n, "one expired point per station");
     let attr = AttrName::new("pm25").unwrap();
     for i in [0, 255, 256, 511, 599] {
-        let id = EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap();
+        let id = station_id(i);
         let left = store.history_points(&id, &attr, now - 60_000, now + 60_000, 10).unwrap().points;
         assert_eq!(left.iter().map(|p| p.0).collect::<Vec<_>>(), vec![now + 5_000], "station {i}");
     }
@@ -342,8 +347,7 @@ async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
         db.get(twin_store::keys::CHECKPOINT).unwrap().expect("a checkpoint marker after close")
     };
     let attr = AttrName::new("pm25").unwrap();
-    let ids: Vec<EntityId> =
-        (0..n).map(|i| EntityId::new(&format!("urn:ngsi-ld:AirQualityObserved:test:{i:04}")).unwrap()).collect();
+    let ids: Vec<EntityId> = (0..n).map(station_id).collect();
     let snapshot = |store: &Store| {
         let states: Vec<_> = ids.iter().map(|id| store.get(id).unwrap().attributes.get(&attr).cloned()).collect();
         let history: Vec<_> = ids
@@ -382,11 +386,7 @@ async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
 #[tokio::test]
 async fn a_replayed_change_older_than_the_retention_window_stays_out_of_history() {
     let dir = tempfile::tempdir().unwrap();
-    let config = || {
-        let mut c = StoreConfig::new(dir.path());
-        c.history_retention = std::time::Duration::from_secs(3_600);
-        c
-    };
+    let config = || retention_config(dir.path(), std::time::Duration::from_secs(3_600));
     let now = now_unix_ms();
     {
         let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
@@ -402,7 +402,7 @@ async fn a_replayed_change_older_than_the_retention_window_stays_out_of_history(
         db.flush().unwrap();
     }
     let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
-    let id = EntityId::new("urn:ngsi-ld:AirQualityObserved:test:0001").unwrap();
+    let id = station_id(1);
     let attr = AttrName::new("pm25").unwrap();
     let points = store.history_points(&id, &attr, now - 86_400_000, now + 60_000, 10).unwrap().points;
     assert_eq!(points.iter().map(|p| p.0).collect::<Vec<_>>(), vec![now - 1_000]);
