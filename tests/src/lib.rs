@@ -309,13 +309,40 @@ impl CloudProcess {
     /// As [`CloudProcess::spawn`], with extra environment variables (e.g. `TWIN__` settings). A `--listen`
     /// in `args` (e.g. the address of a cloud that was killed) overrides the free port.
     pub fn spawn_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_from(Self::command(data_dir, args, env)?)
+    }
+
+    /// As [`CloudProcess::spawn_with_env`] with no arguments, its stdin a pipe the test holds, as `citytwin`
+    /// starts it ([`CloudProcess::close_stdin`] closes it).
+    pub fn spawn_with_stdin_pipe(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self> {
+        let mut command = Self::command(data_dir, &[], env)?;
+        command.stdin(Stdio::piped());
+        Self::spawn_from(command)
+    }
+
+    fn command(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Command> {
         let mut command = Command::new(cloud_binary()?);
         if !args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
         command.arg("--data-dir").arg(data_dir).args(args).env("TWIN__LOG", "warn").envs(env.iter().copied());
+        Ok(command)
+    }
+
+    fn spawn_from(command: Command) -> Result<Self> {
         let (process, addr) = ChildProcess::spawn_until("cloud", command, "cloud listening on ", None)?;
         Ok(CloudProcess { addr: addr.parse().context("bad listening address")?, process })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Closes its stdin (spawned with [`CloudProcess::spawn_with_stdin_pipe`]), then waits (bounded) for the
+    /// exit status.
+    pub async fn close_stdin(&mut self) -> Result<ExitStatus> {
+        self.process.close_stdin().await
     }
 
     /// Clients connected to it.

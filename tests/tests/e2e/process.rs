@@ -127,25 +127,11 @@ async fn sigterm_drains_and_exits_zero_and_state_survives() {
     assert_eq!(reported_number(&c, &station_id(1), "pm25").await.unwrap(), Some((8.0, t)));
 }
 
-/// The cloud with its stdin a pipe, as `citytwin` starts it (with the lifeline) or as a user might (without).
-fn cloud_with_piped_stdin(dir: &std::path::Path, lifeline: bool) -> ChildProcess {
-    use twin_telemetry::signal::{LIFELINE_ENV, LIFELINE_STDIN};
-    let mut command = Command::new(cloud_binary().unwrap());
-    command.args(["--listen", "127.0.0.1:0", "--data-dir"]).arg(dir).env("TWIN__LOG", "warn");
-    command.stdin(std::process::Stdio::piped());
-    if lifeline {
-        command.env(LIFELINE_ENV, LIFELINE_STDIN);
-    } else {
-        command.env_remove(LIFELINE_ENV);
-    }
-    ChildProcess::spawn_until("cloud", command, "cloud listening on ", None).unwrap().0
-}
-
 #[tokio::test]
 async fn a_supervised_cloud_stops_cleanly_when_its_lifeline_closes_and_only_then() {
     let dir = tempfile::tempdir().unwrap();
     // Unsupervised, stdin closing means nothing (e.g. `cloud < /dev/null`): it serves on until SIGTERM.
-    let mut cloud = cloud_with_piped_stdin(dir.path(), false);
+    let mut cloud = CloudProcess::spawn_with_stdin_pipe(dir.path(), &[]).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(2), cloud.close_stdin()).await;
     assert!(status.is_err(), "an unsupervised cloud ignores its stdin closing: {status:?}");
     assert!(is_running(cloud.pid()));
@@ -153,7 +139,8 @@ async fn a_supervised_cloud_stops_cleanly_when_its_lifeline_closes_and_only_then
 
     // Supervised (`citytwin` died, even by SIGKILL): the lifeline's end stops it as SIGTERM would, so it
     // releases its data folder for the next run.
-    let mut cloud = cloud_with_piped_stdin(dir.path(), true);
+    let lifeline = [(twin_telemetry::signal::LIFELINE_ENV, twin_telemetry::signal::LIFELINE_STDIN)];
+    let mut cloud = CloudProcess::spawn_with_stdin_pipe(dir.path(), &lifeline).unwrap();
     assert!(cloud.close_stdin().await.unwrap().success(), "the cloud exits 0 when its lifeline closes");
     let mut again = CloudProcess::spawn(dir.path(), &[]).unwrap();
     assert!(again.terminate().await.unwrap().success());
