@@ -24,9 +24,13 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         use tokio::signal::unix::{SignalKind, signal};
         (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     };
-    let lifeline = match std::env::var(LIFELINE_ENV).as_deref() {
-        Ok(LIFELINE_STDIN) => Some(stdin_closed()),
-        _ => None,
+    let lifeline = match std::env::var(LIFELINE_ENV) {
+        Ok(value) if value == LIFELINE_STDIN => Some(stdin_closed()),
+        Ok(value) => {
+            tracing::warn!(%value, "{LIFELINE_ENV} is not {LIFELINE_STDIN:?}; no lifeline is watched");
+            None
+        }
+        Err(_) => None,
     };
     async move {
         let lifeline = async {
