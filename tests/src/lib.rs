@@ -27,12 +27,14 @@ pub mod mosquitto;
 pub use mosquitto::MosquittoBroker;
 pub mod xvfb;
 pub use xvfb::XvfbDisplay;
+pub mod watchdog;
 
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Connects a gRPC channel to `addr`, retrying for up to [`WAIT`] while the server starts.
 pub async fn connect(addr: SocketAddr) -> Result<Channel> {
+    watchdog::arm();
     Ok(twin_client::connect(&format!("http://{addr}"), WAIT).await?)
 }
 
@@ -89,6 +91,7 @@ impl InProcessCloud {
 
     /// Starts a cloud on `dir` (e.g. to reopen a store a stopped cloud left).
     pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut cloud::RawConfig)) -> Result<Self> {
+        watchdog::arm();
         let mut raw =
             cloud::RawConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".into(), ..Default::default() };
         tweak(&mut raw);
@@ -118,6 +121,7 @@ impl InProcessCloud {
 
 /// A binary of this workspace (`cloud`, `city-load`, ...), built once per test run (a no-op when fresh).
 pub fn binary(name: &str) -> Result<PathBuf> {
+    watchdog::arm();
     static TARGET_DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = TARGET_DIR
         .get_or_init(|| {
@@ -267,6 +271,22 @@ pub fn running_children(pid: u32) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&p| proc_state(p).is_some_and(|(state, parent)| parent == pid && state != 'Z'))
         .collect()
+}
+
+/// Every process descended from `pid` (its children, theirs, and so on), zombies included.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, proc_state(p)?.1)))
+        .collect();
+    let mut found = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = found.get(next) {
+        found.extend(parents.iter().filter(|&&(_, pp)| pp == parent).map(|&(p, _)| p));
+        next += 1;
+    }
+    found.split_off(1)
 }
 
 /// Whether `pid` still runs (a zombie does not).

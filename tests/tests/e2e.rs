@@ -16,4 +16,5 @@ mod e2e {
     mod process;
     mod viewer;
     mod watch;
+    mod watchdog;
 }
