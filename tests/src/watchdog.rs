@@ -13,7 +13,8 @@
 
 use std::{
     io::Write,
-    process::Command,
+    os::fd::AsFd,
+    process::{Command, Stdio},
     sync::Once,
     time::{Duration, Instant},
 };
@@ -99,24 +100,23 @@ fn expire(ran: Duration) -> ! {
     std::process::abort();
 }
 
-/// gdb printing the innermost `depth` frames of every thread of `pid`.
+/// gdb printing the innermost `depth` frames of every thread of `pid`, given a minute at most.
 fn stacks(pid: u32, depth: u32) -> Command {
-    let mut gdb = Command::new("gdb");
-    gdb.args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", &format!("thread apply all bt {depth}")]);
+    let mut gdb = Command::new("timeout");
+    gdb.args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-nx", "-ex", &format!("thread apply all bt {depth}")]);
     gdb
 }
 
-/// Runs `command` and writes its output under a heading; a command that is missing says so.
+/// Runs `command` with its output going straight to this process's stderr, under a heading; a command that
+/// is missing says so. Not through a pipe: gdb stops every thread of this process, the pipe's reader too,
+/// and would then block for good once the pipe filled.
 fn show(what: &str, command: &mut Command) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "---- e2e watchdog: {what} ----");
-    match command.output() {
-        Ok(out) => {
-            let _ = err.write_all(&out.stdout);
-            let _ = err.write_all(&out.stderr);
-        }
-        Err(e) => {
-            let _ = writeln!(err, "(cannot run {:?}: {e})", command.get_program());
-        }
+    let _ = writeln!(std::io::stderr(), "---- e2e watchdog: {what} ----");
+    let stdout = match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    };
+    if let Err(e) = command.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::inherit()).status() {
+        let _ = writeln!(std::io::stderr(), "(cannot run {:?}: {e})", command.get_program());
     }
 }

@@ -17,6 +17,12 @@ fn a_hung_test_binary_is_reported_killed_with_its_processes_and_aborted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Read as it comes, so that a long report never fills the pipe and holds the hung binary up.
+    let mut stderr = hung.stderr.take().unwrap();
+    let report = std::thread::spawn(move || {
+        let mut report = String::new();
+        stderr.read_to_string(&mut report).map(|_| report)
+    });
     let mut stdout = hung.stdout.take().unwrap();
     let mut first = [0u8; 64];
     let n = stdout.read(&mut first).unwrap();
@@ -38,8 +44,7 @@ fn a_hung_test_binary_is_reported_killed_with_its_processes_and_aborted() {
     };
     assert_eq!(status.signal(), Some(libc::SIGABRT), "aborted: {status}");
     assert!(!is_running(sleeper), "the process the hung binary started was killed with it");
-    let mut report = String::new();
-    hung.stderr.take().unwrap().read_to_string(&mut report).unwrap();
+    let report = report.join().unwrap().unwrap();
     assert!(report.contains("past its deadline: a test is hung"), "{report}");
     assert!(report.contains("panic in a_failing_test: ") && report.contains("this test fails"), "{report}");
     let sleeper_stacks = format!("every thread of process {sleeper}, which a test started");
