@@ -564,6 +564,19 @@ pub async fn reported_at(clients: &Clients, id: &str, attribute: &str) -> Result
         .and_then(|a| Some((a.reported.as_ref()?.kind.clone()?, a.observed_at_unix_ms))))
 }
 
+/// When the newest of an entity's reported values was observed (unix ms), via Get; `None` when the entity is
+/// missing or has no reported value. Tests that wait for an edge to send something new wait for this to move:
+/// a single simulated value can stay the same for hours of simulated time (an hourly AQI on a calm
+/// afternoon), and the deadband then sends nothing for it.
+pub async fn newest_observation(clients: &Clients, id: &str) -> Result<Option<i64>> {
+    let e = match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
+        Ok(e) => e.into_inner(),
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(status.into()),
+    };
+    Ok(e.attributes.iter().filter(|a| a.reported.is_some()).map(|a| a.observed_at_unix_ms).max())
+}
+
 /// The colour at the centre of a PNG, or `None` if it cannot be read (yet).
 pub fn png_centre(path: &Path) -> Option<[u8; 3]> {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));

@@ -127,11 +127,15 @@ async fn cloud_two_edges_and_a_viewer_as_processes_show_the_updates_and_survive_
     }
     let entity = clients.twin().get(pb::GetRequest { id: stations[0].clone(), field_mask: None }).await.unwrap();
     assert_eq!(entity.into_inner().revision, revision);
+    let mut before = Vec::new();
+    for (s, _, _) in &last {
+        before.push((s, newest_observation(&clients, s).await.unwrap().unwrap()));
+    }
     let mut furong = edge(&cloud, "furong", &furong_dir);
     let mut yuelu = edge(&cloud, "yuelu", &yuelu_dir);
-    for (s, _, at) in &last {
-        wait_until(&format!("a new AQI for {s} after the restart"), WAIT, || async {
-            aqi(&clients, s).await.is_some_and(|(_, now)| now > *at)
+    for (s, stored) in before {
+        wait_until(&format!("a new reading of {s} after the restart"), WAIT, || async {
+            newest_observation(&clients, s).await.unwrap().is_some_and(|now| now > stored)
         })
         .await
         .unwrap();
@@ -236,11 +240,14 @@ async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
         history.points.iter().any(|p| p.observed_at_unix_ms == seen.1),
         "the AQI seen in the first run is in the history of the second: {history:?}"
     );
+    let resumed = newest_observation(&clients, &stations[0]).await.unwrap().unwrap();
+    assert!(resumed >= seen.1, "the readings of the first run are there");
     wait_until("the edges to carry on", WAIT, || async {
-        aqi(&clients, &stations[0]).await.is_some_and(|a| a.1 > seen.1)
+        newest_observation(&clients, &stations[0]).await.unwrap().is_some_and(|t| t > resumed)
     })
     .await
     .unwrap();
+    let carried = newest_observation(&clients, &stations[0]).await.unwrap().unwrap();
     let stopped = stop(demo, &lines).await;
     assert!(stopped.contains("viewer exit 0"), "the window closes cleanly on SIGTERM: {stopped}");
     assert!(!stopped.contains("killed") && stopped.matches("exit 0").count() == 4, "{stopped}");
@@ -259,6 +266,7 @@ async fn citytwin_runs_the_demonstration_and_a_second_run_resumes() {
     .unwrap();
     let mut cloud = CloudProcess::spawn(&data.path().join("cloud"), &[]).unwrap();
     let clients = cloud.clients().await.unwrap();
-    assert!(aqi(&clients, &stations[0]).await.is_some_and(|a| a.1 > seen.1), "the state of the runs is there");
+    let stored = newest_observation(&clients, &stations[0]).await.unwrap();
+    assert!(stored.is_some_and(|t| t >= carried), "the state of the runs is there: {stored:?} against {carried}");
     assert!(cloud.terminate().await.unwrap().success());
 }
