@@ -553,11 +553,7 @@ pub async fn reported(clients: &Clients, id: &str, attribute: &str) -> Result<Op
 /// The reported value of an entity's attribute and its observation time (unix ms), via Get; `None` when the
 /// entity or the value is missing.
 pub async fn reported_at(clients: &Clients, id: &str, attribute: &str) -> Result<Option<(pb::value::Kind, i64)>> {
-    let e = match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
-        Ok(e) => e.into_inner(),
-        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
-        Err(status) => return Err(status.into()),
-    };
+    let Some(e) = entity_of(clients, id).await? else { return Ok(None) };
     Ok(e.attributes
         .iter()
         .find(|a| a.name == attribute)
@@ -565,16 +561,21 @@ pub async fn reported_at(clients: &Clients, id: &str, attribute: &str) -> Result
 }
 
 /// When the newest of an entity's reported values was observed (unix ms), via Get; `None` when the entity is
-/// missing or has no reported value. Tests that wait for an edge to send something new wait for this to move:
-/// a single simulated value can stay the same for hours of simulated time (an hourly AQI on a calm
-/// afternoon), and the deadband then sends nothing for it.
+/// missing or has no reported value. Tests that wait for an edge to send something new wait for this to move
+/// rather than for one attribute: a single value (an hourly AQI, say) can stay the same for a while, and the
+/// deadband then sends nothing for it.
 pub async fn newest_observation(clients: &Clients, id: &str) -> Result<Option<i64>> {
-    let e = match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
-        Ok(e) => e.into_inner(),
-        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
-        Err(status) => return Err(status.into()),
-    };
+    let Some(e) = entity_of(clients, id).await? else { return Ok(None) };
     Ok(e.attributes.iter().filter(|a| a.reported.is_some()).map(|a| a.observed_at_unix_ms).max())
+}
+
+/// The entity `id`, via Get; `None` when there is none.
+async fn entity_of(clients: &Clients, id: &str) -> Result<Option<pb::Entity>> {
+    match clients.twin().get(pb::GetRequest { id: id.into(), field_mask: None }).await {
+        Ok(e) => Ok(Some(e.into_inner())),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(status.into()),
+    }
 }
 
 /// The colour at the centre of a PNG, or `None` if it cannot be read (yet).
