@@ -26,18 +26,21 @@
 //! then the backlog in seq order; re-sending a value is harmless (last writer wins by observed time).
 //!
 //! # On-disk format
-//! One sled tree; see [`format`](mod@format) for the table. In short: `B` seq -> sealed batch, `P` id -> a fragment of
-//! the open batch (one per append), `X` id -> a group of dead letters, `Mlast-sealed` and `Mlast-acked`
-//! -> counters. One key per batch, never per update: sled 0.34 keeps about 1.8 KB of memory per key and
-//! copies nodes on every small rewrite. Records stay under 100 KB because sled stores larger values as blob
-//! files that its flush never fsyncs.
+//! One sled tree; see [`format`](mod@format) for the table. In short: `P` id -> a fragment (one append's share
+//! of a batch), `B` seq -> a sealed batch naming its fragments, `X` id -> a group of dead letters,
+//! `Mlast-sealed` and `Mlast-acked` -> counters. Each update is written to disk once: a seal writes a record
+//! of a few dozen bytes instead of a copy of the batch. One key per append, never per update: sled 0.34
+//! keeps about 1.8 KB of memory per key and copies nodes on every small rewrite. Records stay under 100 KB
+//! because sled stores larger values as blob files that its flush never fsyncs.
 //!
 //! # Invariants
 //! - **Durable before return.** `append`, `seal` and `dead_letter` apply one atomic sled batch, flush, and
 //!   (with `fsync`) fsync the `db` file and any new blob files; only then do they return.
-//! - **An update is in exactly one place.** A seal writes the `B` record and deletes the open batch's `P`
-//!   fragments in the same atomic batch; an append that fills a batch writes the sealed record for the
-//!   full part and a fragment for the rest atomically.
+//! - **An update is in exactly one place**, one fragment, and a fragment belongs to one batch: an append
+//!   that fills a batch writes a fragment for the full part, the `B` record naming the batch's fragments
+//!   and a fragment for the rest, atomically. An ack or a drop deletes a batch's `B` record and its
+//!   fragments atomically; a reader that finds a batch short while it reads rechecks under the writer lock,
+//!   so a batch acknowledged meanwhile is skipped and a missing fragment is reported as corruption.
 //! - **Sealed batches are immutable** and seqs are never reused: `Mlast-sealed` is written with every seal
 //!   and survives the deletion of every batch, and an ack above it moves it up.
 //! - **Seqs increase with append order**, so replaying sealed batches in seq order replays history in order.
@@ -49,9 +52,12 @@
 //! - A deleted batch (dropped for room) leaves a gap in the seqs, which the protocol allows.
 //!
 //! # Recovery
-//! [`Outbox::open`] scans the `B` records in seq order and the `P` fragments in id order, rebuilding the
-//! batch index, the byte count and the latest-value map (the open batch's values belong to seq
-//! `Mlast-sealed + 1`), and counts the `X` records. Whatever a crash interrupted was a single atomic sled
+//! [`Outbox::open`] scans the `B` records in seq order and the `P` fragments in id order, giving each
+//! fragment to the batch whose range holds it and those past every range to the open batch, and rebuilds
+//! the batch index, the byte count and the latest-value map (the open batch's values belong to seq
+//! `Mlast-sealed + 1`), and counts the `X` records. A batch whose fragments hold fewer updates than its
+//! record names is [`OutboxError::Corrupt`], naming its key. Outboxes written before fragment ranges (whose
+//! `B` records hold their updates) open as they are. Whatever a crash interrupted was a single atomic sled
 //! batch, so it is either wholly there or wholly absent; an append that did not return may or may not be
 //! present. If a write fails at run time the outbox refuses further writes ([`OutboxError::Failed`]) rather
 //! than let memory and disk disagree; reopening recovers from disk.

@@ -15,8 +15,8 @@ use twin_model::{AttrName, EntityId, UnixMs, Value, now_unix_ms};
 use crate::{
     OutboxConfig, OutboxError, WhenFull,
     format::{
-        self, DEAD, DeadLetterRecord, LAST_ACKED, LAST_SEALED, OPEN, RECORD_OVERHEAD, SEALED, SealedRecord,
-        SealedRecordRef, key,
+        self, DEAD, DeadLetterRecord, FragmentRange, LAST_ACKED, LAST_SEALED, OPEN, RANGE_RECORD_MAX, RECORD_OVERHEAD,
+        SEALED, SealedEntry, key,
     },
 };
 
@@ -147,14 +147,20 @@ struct Inner {
 #[derive(Debug)]
 struct Writer {
     open: Vec<OutboxUpdate>,
-    open_fragments: Vec<u64>,
+    /// The open batch's fragments are `open_first..next_fragment`.
+    open_first: u64,
     next_fragment: u64,
+    /// The encoded bytes of the open batch's fragments.
+    open_disk_bytes: u64,
     next_dead_id: u64,
     syncer: Option<FileSyncer>,
     failed: bool,
 }
 
 type AttrKey = (EntityId, AttrName);
+
+/// A sealed batch's fragment ids (inclusive), or `None` for a batch stored inline (format version 1).
+type FragmentIds = Option<(u64, u64)>;
 
 #[derive(Debug)]
 struct Latest {
@@ -166,8 +172,10 @@ struct Latest {
 #[derive(Debug, Clone, Copy)]
 struct BatchMeta {
     updates: u64,
+    /// What it takes on disk: its `B` record and its fragments.
     bytes: u64,
     oldest_observed_at: UnixMs,
+    fragments: FragmentIds,
 }
 
 /// In-memory index and counters, rebuilt on open.
@@ -181,7 +189,10 @@ struct State {
     sealed_bytes: u64,
     sealed_updates: u64,
     open_updates: u64,
+    /// The encoded size of the open batch's updates, which decides when it is full.
     open_bytes: u64,
+    /// What the open batch's fragments take on disk.
+    open_disk_bytes: u64,
     open_oldest: Option<UnixMs>,
     last_sealed: u64,
     last_acked: u64,
@@ -196,8 +207,7 @@ struct State {
 
 impl State {
     fn used_bytes(&self) -> u64 {
-        let open = if self.open_updates > 0 { self.open_bytes + RECORD_OVERHEAD as u64 } else { 0 };
-        self.sealed_bytes + open
+        self.sealed_bytes + self.open_disk_bytes
     }
 
     fn add_batch(&mut self, seq: u64, meta: BatchMeta) {
@@ -221,9 +231,10 @@ impl State {
         Some(meta)
     }
 
-    fn set_open(&mut self, open: &[OutboxUpdate], open_bytes: u64) {
+    fn set_open(&mut self, open: &[OutboxUpdate], open_bytes: u64, open_disk_bytes: u64) {
         self.open_updates = open.len() as u64;
         self.open_bytes = open_bytes;
+        self.open_disk_bytes = open_disk_bytes;
         self.open_oldest = open.iter().map(|u| u.observed_at).min();
     }
 
@@ -250,8 +261,8 @@ fn note_latest(latest: &mut foldhash::HashMap<AttrKey, Latest>, u: &OutboxUpdate
 /// What must go to make room for an append.
 #[derive(Debug, Default)]
 struct Room {
-    /// Sealed batches to delete, with the number of their updates lost.
-    drop: Vec<(u64, u64)>,
+    /// Sealed batches to delete, with their fragments and the number of their updates lost.
+    drop: Vec<(u64, FragmentIds, u64)>,
     /// Latest values to move into the open batch, with their encoded size.
     carried: Vec<(OutboxUpdate, usize)>,
 }
@@ -312,8 +323,8 @@ impl Outbox {
         };
         let now = now_unix_ms();
         let mut batch = sled::Batch::default();
-        for &(seq, _) in &room.drop {
-            batch.remove(&key(SEALED, seq));
+        for &(seq, fragments, _) in &room.drop {
+            remove_sealed(&mut batch, seq, fragments);
         }
         let mut placed = Vec::with_capacity(room.carried.len() + updates.len());
         let mut sealed_now = Vec::new();
@@ -321,7 +332,7 @@ impl Outbox {
         let items = room.carried.iter().map(|(u, s)| (u, *s)).chain(updates.iter().zip(sizes.iter().copied()));
         for (u, size) in items {
             if !w.open.is_empty() && open_bytes as usize + size + RECORD_OVERHEAD > config.max_batch_bytes {
-                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now));
+                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now, fragment_start));
                 open_bytes = 0;
                 fragment_start = 0;
             }
@@ -329,23 +340,20 @@ impl Outbox {
             open_bytes += size as u64;
             placed.push(last_sealed + 1);
             if w.open.len() >= config.max_batch_updates {
-                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now));
+                sealed_now.push(seal_open(&mut w, &mut batch, &mut last_sealed, now, fragment_start));
                 open_bytes = 0;
                 fragment_start = 0;
             }
         }
         if w.open.len() > fragment_start {
-            let id = w.next_fragment;
-            w.next_fragment += 1;
-            batch.insert(&key(OPEN, id), format::encode(&w.open[fragment_start..]));
-            w.open_fragments.push(id);
+            write_fragment(&mut w, &mut batch, fragment_start);
         }
         self.commit(&mut w, batch, true)?;
 
         let mut st = self.inner.state.lock();
         let mut outcome =
             AppendOutcome { appended: updates.len(), carried_forward: room.carried.len(), ..Default::default() };
-        for &(seq, lost) in &room.drop {
+        for &(seq, _, lost) in &room.drop {
             st.remove_batch(seq);
             outcome.dropped_by_policy += lost;
         }
@@ -357,7 +365,7 @@ impl Outbox {
             st.remember(sealed);
         }
         st.last_sealed = last_sealed;
-        st.set_open(&w.open, open_bytes);
+        st.set_open(&w.open, open_bytes, w.open_disk_bytes);
         let items = room.carried.iter().map(|(u, _)| u).chain(updates);
         for (u, seq) in items.zip(placed) {
             note_latest(&mut st.latest, u, seq);
@@ -382,14 +390,15 @@ impl Outbox {
         }
         let mut last_sealed = self.inner.state.lock().last_sealed;
         let mut batch = sled::Batch::default();
-        let sealed = seal_open(&mut w, &mut batch, &mut last_sealed, now_unix_ms());
+        let stored = w.open.len();
+        let sealed = seal_open(&mut w, &mut batch, &mut last_sealed, now_unix_ms(), stored);
         self.commit(&mut w, batch, true)?;
         let (seq, updates) = (sealed.seq, sealed.meta.updates as usize);
         let mut st = self.inner.state.lock();
         st.add_batch(seq, sealed.meta);
         st.remember(sealed);
         st.last_sealed = last_sealed;
-        st.set_open(&[], 0);
+        st.set_open(&[], 0, 0);
         drop(st);
         self.announce(Sealed { seq, updates, at: Instant::now() });
         Ok(Some(seq))
@@ -415,14 +424,21 @@ impl Outbox {
     pub fn sealed_after(&self, after: u64, max_batches: usize) -> Result<Vec<SealedBatch>, OutboxError> {
         let Some(first) = after.checked_add(1) else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        for item in self.inner.db.range(key(SEALED, first)..=key(SEALED, u64::MAX)).take(max_batches) {
+        for item in self.inner.db.range(key(SEALED, first)..=key(SEALED, u64::MAX)) {
+            if out.len() >= max_batches {
+                break;
+            }
             let (k, v) = item?;
-            let record: SealedRecord = format::decode(&k, &v)?;
-            out.push(SealedBatch {
-                seq: format::number(&k)?,
-                sealed_at_ms: record.sealed_at_ms,
-                updates: record.updates,
-            });
+            let seq = format::number(&k)?;
+            let (sealed_at_ms, updates) = match format::decode_sealed(&k, &v)? {
+                SealedEntry::Inline(record) => (record.sealed_at_ms, record.updates),
+                SealedEntry::Range(range) => match self.fragments_unlocked(seq, &range)? {
+                    Some(updates) => (range.sealed_at_ms, updates),
+                    // Acknowledged (or dropped for room) while we read it: it is no longer to be sent.
+                    None => continue,
+                },
+            };
+            out.push(SealedBatch { seq, sealed_at_ms, updates });
         }
         Ok(out)
     }
@@ -458,14 +474,15 @@ impl Outbox {
         }
         let (last_acked, last_sealed, seqs) = {
             let st = self.inner.state.lock();
-            (st.last_acked, st.last_sealed, st.batches.range(..=up_to_seq).map(|(s, _)| *s).collect::<Vec<_>>())
+            let seqs = st.batches.range(..=up_to_seq).map(|(&s, m)| (s, m.fragments)).collect::<Vec<_>>();
+            (st.last_acked, st.last_sealed, seqs)
         };
         if up_to_seq <= last_acked && seqs.is_empty() {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
-        for &seq in &seqs {
-            batch.remove(&key(SEALED, seq));
+        for &(seq, fragments) in &seqs {
+            remove_sealed(&mut batch, seq, fragments);
         }
         let acked = last_acked.max(up_to_seq);
         batch.insert(LAST_ACKED, &acked.to_be_bytes());
@@ -475,7 +492,7 @@ impl Outbox {
         }
         self.commit(&mut w, batch, bump)?;
         let mut st = self.inner.state.lock();
-        for seq in seqs {
+        for (seq, _) in seqs {
             st.remove_batch(seq);
         }
         st.last_acked = acked;
@@ -605,11 +622,12 @@ impl Outbox {
         let budget = config.disk_budget_bytes;
         // An upper bound on what `bytes` of updates take once stored, record headers included: an append
         // seals a batch per `max_batch_updates`, at most two per `max_batch_bytes`, and leaves one open.
+        // Each seal also writes a fragment (its part of this append) and a `B` record naming its fragments.
         let overhead = RECORD_OVERHEAD as u64;
         let stored = |bytes: u64, count: u64| {
             let seals =
                 3 + count / config.max_batch_updates as u64 + 2 * bytes / (config.max_batch_bytes as u64 - overhead);
-            bytes + overhead * seals
+            bytes + (overhead + RANGE_RECORD_MAX as u64) * seals
         };
         let count = count as u64;
         let (used, seqs) = {
@@ -627,21 +645,19 @@ impl Outbox {
                 st.rejected_when_full += count;
                 return Err(OutboxError::Full { needed_bytes: incoming, used_bytes: used, budget_bytes: budget });
             }
-            (used, st.batches.iter().map(|(&s, m)| (s, m.bytes)).collect::<Vec<_>>())
+            (used, st.batches.iter().map(|(&s, m)| (s, m.bytes, m.fragments)).collect::<Vec<_>>())
         };
         let mut room = Room::default();
         let (mut freed, mut added) = (0u64, 0u64);
         let mut carried_keys = HashSet::new();
-        for (seq, bytes) in seqs {
+        for (seq, bytes, fragments) in seqs {
             if used - freed + stored(added + incoming, count + room.carried.len() as u64) <= budget {
                 break;
             }
-            let k = key(SEALED, seq);
-            let Some(v) = self.inner.db.get(k)? else { continue };
-            let record: SealedRecord = format::decode(&k, &v)?;
+            let Some(updates) = self.read_sealed(seq)? else { continue };
             let mut carried_here = 0u64;
             let st = self.inner.state.lock();
-            for u in &record.updates {
+            for u in &updates {
                 let attr = (u.entity.clone(), u.attribute.clone());
                 if let Some(l) = st.latest.get(&attr)
                     && l.seq == seq
@@ -655,7 +671,7 @@ impl Outbox {
             }
             drop(st);
             freed += bytes;
-            room.drop.push((seq, record.updates.len() as u64 - carried_here));
+            room.drop.push((seq, fragments, updates.len() as u64 - carried_here));
         }
         let mut st = self.inner.state.lock();
         st.note_full("drop_oldest_history", used, budget);
@@ -664,6 +680,47 @@ impl Outbox {
             return Err(OutboxError::Full { needed_bytes: incoming, used_bytes: used, budget_bytes: budget });
         }
         Ok(room)
+    }
+
+    /// The store itself, for tests that look at or damage the records.
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// The updates of sealed batch `seq` as stored, `None` if it is not stored. Called with the writer lock.
+    fn read_sealed(&self, seq: u64) -> Result<Option<Vec<OutboxUpdate>>, OutboxError> {
+        let k = key(SEALED, seq);
+        let Some(v) = self.inner.db.get(k)? else { return Ok(None) };
+        match format::decode_sealed(&k, &v)? {
+            SealedEntry::Inline(record) => Ok(Some(record.updates)),
+            SealedEntry::Range(range) => self.fragments(seq, &range).map(Some),
+        }
+    }
+
+    /// The updates of `range`, batch `seq`, read without the writer lock: `None` when the batch was deleted
+    /// (acknowledged, or dropped for room) while they were read.
+    fn fragments_unlocked(&self, seq: u64, range: &FragmentRange) -> Result<Option<Vec<OutboxUpdate>>, OutboxError> {
+        let updates = read_fragments(&self.inner.db, range)?;
+        if updates.len() as u64 == range.updates {
+            return Ok(Some(updates));
+        }
+        // Short: either a write deleted the batch meanwhile, or fragments are missing. With the writer lock
+        // nothing changes, and the in-memory index (updated before the lock is released) tells which.
+        let _w = self.inner.writer.lock();
+        if !self.inner.state.lock().batches.contains_key(&seq) {
+            return Ok(None);
+        }
+        self.fragments(seq, range).map(Some)
+    }
+
+    /// The updates of `range`, batch `seq`; missing ones are corruption. Called with the writer lock.
+    fn fragments(&self, seq: u64, range: &FragmentRange) -> Result<Vec<OutboxUpdate>, OutboxError> {
+        let updates = read_fragments(&self.inner.db, range)?;
+        if updates.len() as u64 != range.updates {
+            return Err(missing_fragments(seq, range, updates.len() as u64));
+        }
+        Ok(updates)
     }
 
     /// Applies `batch` atomically and, with `durable`, flushes and fsyncs. Any failure stops the outbox.
@@ -695,24 +752,90 @@ struct SealedNow {
     updates: Arc<[OutboxUpdate]>,
 }
 
-/// Moves the open batch into `batch` as sealed record `last_sealed + 1`, deleting its fragments.
-fn seal_open(w: &mut Writer, batch: &mut sled::Batch, last_sealed: &mut u64, now: UnixMs) -> SealedNow {
+/// Writes `w.open[from..]`, the current append's share of the open batch, as its next fragment.
+fn write_fragment(w: &mut Writer, batch: &mut sled::Batch, from: usize) {
+    let bytes = format::encode(&w.open[from..]);
+    w.open_disk_bytes += bytes.len() as u64;
+    batch.insert(&key(OPEN, w.next_fragment), bytes);
+    w.next_fragment += 1;
+}
+
+/// Seals the open batch in `batch` as `last_sealed + 1`: writes what this append added since `fragment_start`
+/// as a fragment, then the `B` record naming all of the batch's fragments. Nothing is copied or deleted.
+fn seal_open(
+    w: &mut Writer,
+    batch: &mut sled::Batch,
+    last_sealed: &mut u64,
+    now: UnixMs,
+    fragment_start: usize,
+) -> SealedNow {
+    if w.open.len() > fragment_start {
+        write_fragment(w, batch, fragment_start);
+    }
     *last_sealed += 1;
     let seq = *last_sealed;
-    let bytes = format::encode(&SealedRecordRef { sealed_at_ms: now, updates: &w.open });
-    let meta = BatchMeta {
+    let range = FragmentRange {
+        sealed_at_ms: now,
+        first: w.open_first,
+        last: w.next_fragment.saturating_sub(1),
         updates: w.open.len() as u64,
-        bytes: bytes.len() as u64,
-        oldest_observed_at: w.open.iter().map(|u| u.observed_at).min().unwrap_or(now),
     };
-    for id in w.open_fragments.drain(..) {
-        batch.remove(&key(OPEN, id));
-    }
-    batch.insert(&key(SEALED, seq), bytes);
+    let record = format::encode_range(&range);
+    let meta = BatchMeta {
+        updates: range.updates,
+        bytes: w.open_disk_bytes + record.len() as u64,
+        oldest_observed_at: w.open.iter().map(|u| u.observed_at).min().unwrap_or(now),
+        fragments: Some((range.first, range.last)),
+    };
+    batch.insert(&key(SEALED, seq), record);
     batch.insert(LAST_SEALED, &seq.to_be_bytes());
+    w.open_first = w.next_fragment;
+    w.open_disk_bytes = 0;
     let capacity = w.open.len();
     let updates = std::mem::replace(&mut w.open, Vec::with_capacity(capacity));
     SealedNow { seq, meta, sealed_at_ms: now, updates: updates.into() }
+}
+
+/// Deletes sealed batch `seq` and its fragments in `batch`.
+fn remove_sealed(batch: &mut sled::Batch, seq: u64, fragments: FragmentIds) {
+    batch.remove(&key(SEALED, seq));
+    if let Some((first, last)) = fragments {
+        for id in first..=last {
+            batch.remove(&key(OPEN, id));
+        }
+    }
+}
+
+/// The updates stored in the fragments of `range`, in order (fewer than it names if some are missing).
+fn read_fragments(db: &sled::Db, range: &FragmentRange) -> Result<Vec<OutboxUpdate>, OutboxError> {
+    // The count comes from disk: cap the reservation so a corrupt record cannot ask for a huge allocation.
+    let mut updates = Vec::with_capacity(range.updates.min(100_000) as usize);
+    for item in db.range(key(OPEN, range.first)..=key(OPEN, range.last)) {
+        let (k, v) = item?;
+        updates.extend(format::decode::<Vec<OutboxUpdate>>(&k, &v)?);
+    }
+    Ok(updates)
+}
+
+fn missing_fragments(seq: u64, range: &FragmentRange, found: u64) -> OutboxError {
+    format::corrupt(
+        &key(SEALED, seq),
+        &format!(
+            "sealed batch names {} updates in fragments {}..={}, but they hold {found}",
+            range.updates, range.first, range.last
+        ),
+    )
+}
+
+/// What recovery found of one sealed batch stored as a fragment range.
+#[derive(Debug)]
+struct RangeFound {
+    seq: u64,
+    range: FragmentRange,
+    record_bytes: u64,
+    updates: u64,
+    fragment_bytes: u64,
+    oldest: Option<UnixMs>,
 }
 
 /// Rebuilds the writer and the in-memory state from disk.
@@ -723,50 +846,110 @@ fn recover(db: &sled::Db, syncer: Option<FileSyncer>) -> Result<(Writer, State),
         ..State::default()
     };
     let mut stale = sled::Batch::default();
+    let mut ranges: Vec<RangeFound> = Vec::new();
     for item in db.scan_prefix([SEALED]) {
         let (k, v) = item?;
         let seq = format::number(&k)?;
+        let entry = format::decode_sealed(&k, &v)?;
         if seq <= st.last_acked {
             // Cannot happen (ack deletes atomically with the LAST_ACKED write); tidy up if it does.
-            stale.remove(k);
+            let fragments = match entry {
+                SealedEntry::Range(r) => Some((r.first, r.last)),
+                SealedEntry::Inline(_) => None,
+            };
+            remove_sealed(&mut stale, seq, fragments);
             continue;
         }
-        let record: SealedRecord = format::decode(&k, &v)?;
-        let oldest = record.updates.iter().map(|u| u.observed_at).min().unwrap_or(record.sealed_at_ms);
-        for u in &record.updates {
-            note_latest(&mut st.latest, u, seq);
-        }
         st.last_sealed = st.last_sealed.max(seq);
-        st.add_batch(
-            seq,
-            BatchMeta { updates: record.updates.len() as u64, bytes: v.len() as u64, oldest_observed_at: oldest },
-        );
+        match entry {
+            SealedEntry::Inline(record) => {
+                // Format 1, from before fragment ranges; these precede every range-sealed batch.
+                let oldest = record.updates.iter().map(|u| u.observed_at).min().unwrap_or(record.sealed_at_ms);
+                for u in &record.updates {
+                    note_latest(&mut st.latest, u, seq);
+                }
+                let meta = BatchMeta {
+                    updates: record.updates.len() as u64,
+                    bytes: v.len() as u64,
+                    oldest_observed_at: oldest,
+                    fragments: None,
+                };
+                st.add_batch(seq, meta);
+            }
+            SealedEntry::Range(range) => {
+                if ranges.last().is_some_and(|prev| prev.range.last >= range.first) {
+                    return Err(format::corrupt(&k, "fragment range overlaps the previous batch's"));
+                }
+                let record_bytes = v.len() as u64;
+                ranges.push(RangeFound { seq, range, record_bytes, updates: 0, fragment_bytes: 0, oldest: None });
+            }
+        }
     }
-    db.apply_batch(stale)?;
     st.last_sealed = st.last_sealed.max(st.last_acked);
+    // Gone before the fragments are read, so that none of theirs looks like part of the open batch.
+    db.apply_batch(std::mem::take(&mut stale))?;
 
+    // Fragments in id order: each belongs to the batch whose range holds it, or, past every range, to the
+    // open batch.
     let mut w = Writer {
         open: Vec::new(),
-        open_fragments: Vec::new(),
-        next_fragment: 0,
+        open_first: 0,
+        next_fragment: ranges.last().map_or(0, |r| r.range.last + 1),
+        open_disk_bytes: 0,
         next_dead_id: 0,
         syncer,
         failed: false,
     };
     let mut open_bytes = 0u64;
+    let mut open_first = None;
+    let mut next_range = 0;
     for item in db.scan_prefix([OPEN]) {
         let (k, v) = item?;
         let id = format::number(&k)?;
-        let updates: Vec<OutboxUpdate> = format::decode(&k, &v)?;
-        for u in updates {
-            open_bytes += format::update_size(&u) as u64;
-            note_latest(&mut st.latest, &u, st.last_sealed + 1);
-            w.open.push(u);
+        while ranges.get(next_range).is_some_and(|r| r.range.last < id) {
+            next_range += 1;
         }
-        w.open_fragments.push(id);
-        w.next_fragment = id + 1;
+        let updates: Vec<OutboxUpdate> = format::decode(&k, &v)?;
+        match ranges.get_mut(next_range) {
+            Some(found) if found.range.first <= id => {
+                found.updates += updates.len() as u64;
+                found.fragment_bytes += v.len() as u64;
+                let oldest = updates.iter().map(|u| u.observed_at).min();
+                found.oldest = found.oldest.into_iter().chain(oldest).min();
+                for u in &updates {
+                    note_latest(&mut st.latest, u, found.seq);
+                }
+            }
+            // Between or before sealed batches but in none: cannot happen (a batch's fragments are deleted
+            // with it); tidy up if it does.
+            Some(_) => stale.remove(k),
+            None => {
+                open_first.get_or_insert(id);
+                w.open_disk_bytes += v.len() as u64;
+                for u in updates {
+                    open_bytes += format::update_size(&u) as u64;
+                    note_latest(&mut st.latest, &u, st.last_sealed + 1);
+                    w.open.push(u);
+                }
+                w.next_fragment = id + 1;
+            }
+        }
     }
-    st.set_open(&w.open, open_bytes);
+    db.apply_batch(stale)?;
+    for found in ranges {
+        if found.updates != found.range.updates {
+            return Err(missing_fragments(found.seq, &found.range, found.updates));
+        }
+        let meta = BatchMeta {
+            updates: found.updates,
+            bytes: found.record_bytes + found.fragment_bytes,
+            oldest_observed_at: found.oldest.unwrap_or(found.range.sealed_at_ms),
+            fragments: Some((found.range.first, found.range.last)),
+        };
+        st.add_batch(found.seq, meta);
+    }
+    w.open_first = open_first.unwrap_or(w.next_fragment);
+    st.set_open(&w.open, open_bytes, w.open_disk_bytes);
 
     for item in db.scan_prefix([DEAD]) {
         let (k, v) = item?;

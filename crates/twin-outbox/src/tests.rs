@@ -4,6 +4,8 @@ use twin_model::{AttrName, EntityId, Value};
 
 use crate::{Outbox, OutboxConfig, OutboxError, OutboxUpdate, WhenFull};
 
+mod fragments;
+
 const T0: i64 = 1_700_000_000_000;
 
 fn upd(entity: &str, attr: &str, v: i64, t: i64) -> OutboxUpdate {
