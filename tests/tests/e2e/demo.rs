@@ -122,15 +122,13 @@ async fn cloud_two_edges_and_a_viewer_as_processes_show_the_updates_and_survive_
     // The state is still there after a restart, and the edges carry on against it.
     let cloud = CloudProcess::spawn(&cloud_dir, &[]).unwrap();
     let clients = cloud.clients().await.unwrap();
+    let mut before = Vec::new();
     for (s, value, at) in &last {
         assert_eq!(aqi(&clients, s).await, Some((*value, *at)), "{s} survived the restart");
+        before.push((s, newest_observation(&clients, s).await.unwrap().unwrap()));
     }
     let entity = clients.twin().get(pb::GetRequest { id: stations[0].clone(), field_mask: None }).await.unwrap();
     assert_eq!(entity.into_inner().revision, revision);
-    let mut before = Vec::new();
-    for (s, _, _) in &last {
-        before.push((s, newest_observation(&clients, s).await.unwrap().unwrap()));
-    }
     let mut furong = edge(&cloud, "furong", &furong_dir);
     let mut yuelu = edge(&cloud, "yuelu", &yuelu_dir);
     for (s, stored) in before {

@@ -1,9 +1,9 @@
 //! Sealed batches stored as fragment ranges: each update written once, nothing left behind by an ack, the
 //! inline format of older outboxes still read, and a concurrent ack never mistaken for corruption.
 
-use super::{config, everything, series, values};
+use super::{config, everything, series, small_budget, values};
 use crate::{
-    Outbox, OutboxError,
+    Outbox, OutboxError, WhenFull,
     format::{self, LAST_SEALED, OPEN, RANGE_RECORD_MAX, SEALED, SealedRecord, key},
 };
 
@@ -107,8 +107,22 @@ fn a_sealed_batch_missing_a_fragment_is_refused_on_open_with_its_key() {
         outbox.db().flush().unwrap();
     }
     let err = Outbox::open(config(&dir)).unwrap_err();
-    assert!(matches!(err, OutboxError::Corrupt { .. }), "{err}");
+    let batch_key = key(SEALED, 1).escape_ascii().to_string();
+    assert!(matches!(&err, OutboxError::Corrupt { key, .. } if *key == batch_key), "{err}");
     assert!(err.to_string().contains("names 10 updates in fragments 0..=1, but they hold 5"), "{err}");
+}
+
+#[test]
+fn batches_dropped_for_room_take_their_fragments_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(small_budget(&dir, WhenFull::DropOldestHistory)).unwrap();
+    for chunk in series(0, 3_000, 7).chunks(20) {
+        outbox.append(chunk).unwrap();
+    }
+    let stats = outbox.stats();
+    assert!(stats.dropped_by_policy > 2_000, "{stats:?}");
+    let on_disk: usize = [OPEN, SEALED].iter().flat_map(|&p| records(&outbox, p)).map(|(_, len)| len).sum();
+    assert_eq!(on_disk as u64, stats.used_bytes, "no fragment of a dropped batch is left on disk");
 }
 
 #[test]
