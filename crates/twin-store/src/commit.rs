@@ -26,7 +26,7 @@ use twin_model::{AttrName, AttributeState, Catalog, EntityId, Reported, UnixMs, 
 
 use crate::{
     Durability, EdgeProgress, StoreError,
-    changes::{Change, ChangeGroup, MAX_CHANGES_PER_RECORD, SharedChanges, StalePoint},
+    changes::{Change, ChangeGroup, SharedChanges, StalePoint, log_records},
     history::{AttrKey, DirtyChunks, HistoryWriter},
     keys,
     state::State,
@@ -339,8 +339,8 @@ impl Committer {
                 return;
             }
         };
-        for chunk in self.changes.chunks(MAX_CHANGES_PER_RECORD) {
-            sled_batch.insert(&keys::changelog(chunk[0].revision()), encode(chunk));
+        for (first_revision, record) in log_records(&self.changes) {
+            sled_batch.insert(&keys::changelog(first_revision), record);
         }
         if !self.stale.is_empty() {
             self.stale_seq += 1;
