@@ -3,10 +3,10 @@
 //! Per group it writes the durable record: change-log records (`C`), stale points (`W`), entity headers,
 //! the edges' sequence numbers and the revision, as one atomic sled batch, then flushes and fsyncs. The
 //! latest attribute state and the history chunks it keeps in memory and writes as a **checkpoint** every
-//! `checkpoint_interval`: between two groups it takes what changed (kept aside as groups apply, history chunks
-//! shared copy-on-write, so this costs next to nothing) and hands it to the checkpoint thread, which writes it
-//! record by record, paced, while groups go on, then, once those are durable, a marker of the revision it
-//! covers. At shutdown it checkpoints synchronously. Recovery replays the log after the marker. Retention
+//! `checkpoint_interval`: between two groups it takes the lists of what changed (in constant time) and hands
+//! them to the checkpoint thread, which reads each attribute's current state and shares its newest history
+//! chunk (copy-on-write) a slice at a time, writes them record by record, paced, while groups go on, then, once
+//! those are durable, a marker of the revision it covers. At shutdown it checkpoints synchronously. Recovery replays the log after the marker. Retention
 //! hands it expired history chunks a slice at a time, between groups.
 
 use std::{
@@ -86,11 +86,13 @@ impl Checkpoint {
     }
 }
 
-/// The latest state of each attribute changed since the last checkpoint.
-pub(crate) type DirtyAttributes = foldhash::HashMap<(EntityId, AttrName), AttributeState>;
+/// Attributes whose latest state changed since the last checkpoint without a history point marking them
+/// (an observation older than the retention window, a replay): rare, next to [`DirtyChunks`].
+pub(crate) type DirtyAttributes = foldhash::HashSet<(EntityId, AttrName)>;
 
-/// A checkpoint to write: the attribute states that changed (handed over whole), the attributes whose
-/// history chunk changed (resolved while writing), and what it covers.
+/// A checkpoint to write: the attributes whose history chunk changed, whose latest state may have changed
+/// too, and the few whose state changed without a history point (both resolved while writing), and what it
+/// covers.
 #[derive(Debug)]
 pub(crate) struct CheckpointJob {
     attributes: DirtyAttributes,
@@ -127,18 +129,30 @@ fn execute_checkpoint(
     db: &sled::Db,
     syncer: &mut FileSyncer,
     durability: Durability,
+    state: &RwLock<State>,
     history: &Mutex<HistoryWriter>,
     job: &CheckpointJob,
     hurry: &AtomicBool,
 ) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
     let mut writer = PacedWriter { db, hurry, records: 0, started: Instant::now() };
-    for ((id, attribute), state) in &job.attributes {
-        writer.write(keys::attribute(id, attribute), Some(encode(state)))?;
+    let extra: Vec<&AttrKey> = if job.attributes.is_empty() {
+        Vec::new()
+    } else {
+        let listed: foldhash::HashSet<&AttrKey> = job.chunks.iter().collect();
+        job.attributes.iter().filter(|k| !listed.contains(k)).collect()
+    };
+    for slice in extra.chunks(CHECKPOINT_BATCH_RECORDS) {
+        for (key, attribute) in attribute_states(state, slice.iter().copied()) {
+            writer.write(key, Some(encode(&attribute)))?;
+        }
     }
-    let dirty: Vec<&AttrKey> = job.chunks.iter().collect();
-    for slice in dirty.chunks(CHECKPOINT_BATCH_RECORDS) {
-        // The history lock is held only to share this slice's chunks, never while encoding or writing.
-        let chunks = history.lock().newest_chunks(slice.iter().copied());
+    for slice in job.chunks.chunks(CHECKPOINT_BATCH_RECORDS) {
+        // Each lock is held only to copy this slice's states or share its chunks, never while encoding or
+        // writing, and never both at once.
+        for (key, attribute) in attribute_states(state, slice) {
+            writer.write(key, Some(encode(&attribute)))?;
+        }
+        let chunks = history.lock().newest_chunks(slice);
         for (key, chunk) in chunks {
             writer.write(key, chunk.encode_record())?;
         }
@@ -159,6 +173,23 @@ fn execute_checkpoint(
     db.insert(keys::CHECKPOINT, &job.covers.encode())?;
     durable(syncer)?;
     Ok(older.older)
+}
+
+/// The `A` record key and current state of each of `attrs` that has one, copied under the state's read lock.
+/// The state may be newer than the checkpoint's revision; recovery replays the log over it, which is
+/// idempotent (last writer wins by observed time).
+fn attribute_states<'a>(
+    state: &RwLock<State>,
+    attrs: impl IntoIterator<Item = &'a AttrKey>,
+) -> Vec<(Vec<u8>, AttributeState)> {
+    let s = state.read();
+    attrs
+        .into_iter()
+        .filter_map(|(id, attribute)| {
+            let current = s.get(id)?.attributes.get(attribute)?;
+            Some((keys::attribute(id, attribute), current.clone()))
+        })
+        .collect()
 }
 
 /// Writes a checkpoint's records, resting after every [`CHECKPOINT_BATCH_RECORDS`] unless `hurry` is raised.
@@ -192,17 +223,19 @@ impl PacedWriter<'_> {
 /// committer and the request handlers, whose latency matters, keep the CPU. It does not lower its own
 /// priority: a thread cannot raise it again unprivileged, and when the committer waits for it (at shutdown)
 /// it must finish quickly even on a busy machine.
+#[allow(clippy::too_many_arguments)] // one thread's whole context, passed once
 pub(crate) fn checkpoint_thread(
     db: sled::Db,
     mut syncer: FileSyncer,
     durability: Durability,
+    state: Arc<RwLock<State>>,
     history: Arc<Mutex<HistoryWriter>>,
     hurry: Arc<AtomicBool>,
     jobs: std_mpsc::Receiver<CheckpointJob>,
     done: std_mpsc::Sender<CheckpointDone>,
 ) {
     for job in jobs {
-        let result = execute_checkpoint(&db, &mut syncer, durability, &history, &job, &hurry);
+        let result = execute_checkpoint(&db, &mut syncer, durability, &state, &history, &job, &hurry);
         if done.send(CheckpointDone { covers: job.covers, result }).is_err() {
             return;
         }
@@ -235,8 +268,8 @@ pub(crate) struct Committer {
     pub checkpoint_hurry: Arc<AtomicBool>,
     /// The last stale-point record written.
     pub stale_seq: u64,
-    /// Attributes changed since the last checkpoint, with their state: kept as they are applied, so a
-    /// checkpoint takes them whole instead of looking each one up while commits wait.
+    /// Attributes changed since the last checkpoint that no history point marks dirty; the checkpoint
+    /// takes them whole, with the history's dirty list, in constant time.
     pub dirty: DirtyAttributes,
     /// Changes of the current group.
     pub changes: Vec<Change>,
@@ -434,7 +467,8 @@ impl Committer {
         let job = self.snapshot_checkpoint();
         // Nothing else runs on the commit path meanwhile: no pacing.
         let hurry = AtomicBool::new(true);
-        let result = execute_checkpoint(&self.db, &mut self.syncer, self.durability, &self.history, &job, &hurry);
+        let result =
+            execute_checkpoint(&self.db, &mut self.syncer, self.durability, &self.state, &self.history, &job, &hurry);
         self.finish_checkpoint(CheckpointDone { covers: job.covers, result })?;
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -558,7 +592,6 @@ impl Committer {
             revision += 1;
             let reported = Reported { value, observed_at: u.observed_at, received_at: now, revision };
             slot.reported = Some(reported.clone());
-            let checkpointed = slot.clone();
             entity.revision = revision;
             self.changes.push(Change::Attribute {
                 revision,
@@ -566,7 +599,10 @@ impl Committer {
                 attribute: u.attribute.clone(),
                 reported,
             });
-            self.dirty.insert((u.entity, u.attribute), checkpointed);
+            if !in_history {
+                // A history point would have listed it for the next checkpoint.
+                self.dirty.insert((u.entity, u.attribute));
+            }
             summary.applied += 1;
         }
         if let Some((edge, seq)) = batch.origin {

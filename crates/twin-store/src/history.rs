@@ -87,6 +87,12 @@ impl Chunk {
 
     /// Inserts in time order; a second point at the same time replaces the first (a replayed observation).
     fn insert(&mut self, t: UnixMs, value: Value) {
+        // Nearly every point is the attribute's newest: a binary search over a chunk the cache rarely holds
+        // was a tenth of the committer's time (issue 6).
+        if self.points.last().is_none_or(|p| p.0 < t) {
+            self.points.push((t, value));
+            return;
+        }
         match self.points.binary_search_by_key(&t, |p| p.0) {
             Ok(i) => self.points[i].1 = value,
             Err(i) => self.points.insert(i, (t, value)),
@@ -105,6 +111,23 @@ impl Chunk {
 
 pub(crate) type AttrKey = (EntityId, AttrName);
 
+/// An [`AttrKey`] by reference, to look one up without cloning its ids; hashes as the key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct AttrRef<'a>(&'a str, &'a str);
+
+impl indexmap::Equivalent<AttrKey> for AttrRef<'_> {
+    fn equivalent(&self, key: &AttrKey) -> bool {
+        self.0 == key.0.as_str() && self.1 == key.1.as_str()
+    }
+}
+
+/// An attribute's newest chunk, and the dirty-list epoch it was last listed in.
+#[derive(Debug)]
+struct Newest {
+    chunk: Arc<Chunk>,
+    listed: u64,
+}
+
 /// The committer's history writer: the newest chunk of each attribute in memory, and every chunk not yet
 /// in a durable checkpoint.
 ///
@@ -120,9 +143,12 @@ pub(crate) type AttrKey = (EntityId, AttrName);
 pub(crate) struct HistoryWriter {
     /// Indexed by insertion order too, so that retention can walk it a slice at a time between group commits
     /// ([`HistoryWriter::retain_pending`]); entries are never removed one by one, so an index stays valid.
-    newest: indexmap::IndexMap<AttrKey, Arc<Chunk>, foldhash::fast::RandomState>,
-    /// Attributes whose newest chunk changed since the last checkpoint snapshot.
+    newest: indexmap::IndexMap<AttrKey, Newest, foldhash::fast::RandomState>,
+    /// Attributes whose newest chunk changed since the last checkpoint snapshot, each once: an entry is listed
+    /// when its `listed` epoch is behind `epoch`, which [`HistoryWriter::take_dirty`] advances. A list, not a
+    /// set: a hash set insert per point was a twentieth of the committer's time (issue 6).
     dirty: DirtyChunks,
+    epoch: u64,
     /// Older chunks not yet in a durable checkpoint (late points, full chunks replaced), by key, with a
     /// generation that changes whenever the chunk does.
     older: BTreeMap<Vec<u8>, (Arc<Chunk>, u64)>,
@@ -138,8 +164,16 @@ pub(crate) struct ChunkSnapshot {
     pub older: Vec<(Vec<u8>, u64)>,
 }
 
-/// The attributes whose newest chunk changed since the previous checkpoint.
-pub(crate) type DirtyChunks = foldhash::HashSet<AttrKey>;
+/// The attributes whose newest chunk changed since the previous checkpoint, each once.
+pub(crate) type DirtyChunks = Vec<AttrKey>;
+
+/// Lists `key` as dirty unless it already is in this epoch.
+fn mark_dirty(dirty: &mut DirtyChunks, epoch: u64, key: &AttrKey, newest: &mut Newest) {
+    if newest.listed != epoch {
+        newest.listed = epoch;
+        dirty.push(key.clone());
+    }
+}
 
 /// The newest chunk of an attribute on disk.
 fn load_newest(db: &sled::Db, id: &str, attr: &str) -> Result<Option<Chunk>, StoreError> {
@@ -172,28 +206,35 @@ impl HistoryWriter {
         t: UnixMs,
         value: Value,
     ) -> Result<(), StoreError> {
-        let key = (id.clone(), attr.clone());
-        if !self.newest.contains_key(&key)
-            && let Some(chunk) = load_newest(db, id, attr)?
-        {
-            self.newest.insert(key.clone(), Arc::new(chunk));
-        }
-        let Some(newest) = self.newest.get_mut(&key) else {
-            self.newest.insert(key.clone(), Arc::new(Chunk::new(t, value)));
-            self.dirty.insert(key);
-            return Ok(());
+        let probe = AttrRef(id, attr);
+        let index = match self.newest.get_index_of(&probe) {
+            Some(index) => index,
+            None => {
+                let key = (id.clone(), attr.clone());
+                let Some(chunk) = load_newest(db, id, attr)? else {
+                    let newest = Newest { chunk: Arc::new(Chunk::new(t, value)), listed: self.epoch };
+                    self.newest.insert(key.clone(), newest);
+                    self.dirty.push(key);
+                    return Ok(());
+                };
+                // Not listed yet (an earlier epoch): what follows lists it.
+                let newest = Newest { chunk: Arc::new(chunk), listed: self.epoch.wrapping_sub(1) };
+                self.newest.insert_full(key, newest).0
+            }
         };
-        if t >= newest.start {
-            if newest.points.len() >= CHUNK_POINTS && t > newest.last_time() {
+        // The index was just found or inserted.
+        let Some((key, newest)) = self.newest.get_index_mut(index) else { return Err(StoreError::Failed) };
+        if t >= newest.chunk.start {
+            if newest.chunk.points.len() >= CHUNK_POINTS && t > newest.chunk.last_time() {
                 // The full chunk may not be in a durable checkpoint yet: keep it pending (rewriting it once
                 // more costs little next to its 64 points).
-                let full = std::mem::replace(newest, Arc::new(Chunk::new(t, value)));
+                let full = std::mem::replace(&mut newest.chunk, Arc::new(Chunk::new(t, value)));
                 self.generation += 1;
                 self.older.insert(keys::history(id, attr, full.start), (full, self.generation));
             } else {
-                Arc::make_mut(newest).insert(t, value);
+                Arc::make_mut(&mut newest.chunk).insert(t, value);
             }
-            self.dirty.insert(key);
+            mark_dirty(&mut self.dirty, self.epoch, key, newest);
             return Ok(());
         }
         // A late point, older than the newest chunk: into the closest earlier chunk, pending or on disk.
@@ -238,8 +279,8 @@ impl HistoryWriter {
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, (c, _))| (k.clone(), Chunk::clone(c)))
             .collect();
-        if let Some(c) = self.newest.get(&(id.clone(), attr.clone())) {
-            out.push((keys::history(id, attr, c.start), Chunk::clone(c)));
+        if let Some(n) = self.newest.get(&AttrRef(id, attr)) {
+            out.push((keys::history(id, attr, n.chunk.start), Chunk::clone(&n.chunk)));
         }
         out
     }
@@ -247,6 +288,7 @@ impl HistoryWriter {
     /// Takes the attributes whose newest chunk changed since the last call, marking them clean: constant
     /// time, so the committer never waits on a checkpoint's size.
     pub fn take_dirty(&mut self) -> DirtyChunks {
+        self.epoch += 1;
         std::mem::take(&mut self.dirty)
     }
 
@@ -255,8 +297,8 @@ impl HistoryWriter {
         attrs
             .into_iter()
             .filter_map(|(id, attr)| {
-                let c = self.newest.get(&(id.clone(), attr.clone()))?;
-                Some((keys::history(id, attr, c.start), c.clone()))
+                let n = self.newest.get(&AttrRef(id, attr))?;
+                Some((keys::history(id, attr, n.chunk.start), n.chunk.clone()))
             })
             .collect()
     }
@@ -305,6 +347,7 @@ impl HistoryWriter {
 
     /// Forgets everything (after a failed commit the store stops; a restart recovers from disk).
     pub fn discard(&mut self) {
+        self.epoch += 1;
         self.dirty.clear();
         self.older.clear();
         self.newest.clear();
@@ -330,12 +373,12 @@ impl HistoryWriter {
                 EntityId::new(id).map_err(|e| corrupt(&e.to_string()))?,
                 AttrName::new(attr).map_err(|e| corrupt(&e.to_string()))?,
             );
-            if let Some(chunk) = self.newest.get_mut(&attr_key)
-                && keys::time_from_key(k) == Some(chunk.start)
+            if let Some(newest) = self.newest.get_mut(&attr_key)
+                && keys::time_from_key(k) == Some(newest.chunk.start)
             {
-                let n = trim(chunk, cutoff);
+                let n = trim(&mut newest.chunk, cutoff);
                 if n > 0 {
-                    self.dirty.insert(attr_key);
+                    mark_dirty(&mut self.dirty, self.epoch, &attr_key, newest);
                 }
                 deleted += n;
             } else if let Some((chunk, generation)) = self.older.get_mut(k.as_slice()) {
@@ -372,10 +415,10 @@ impl HistoryWriter {
         let mut deleted = 0;
         let end = from.saturating_add(max).min(self.newest.len());
         for i in from..end {
-            let Some((attr_key, chunk)) = self.newest.get_index_mut(i) else { break };
-            let n = trim(chunk, cutoff);
+            let Some((attr_key, newest)) = self.newest.get_index_mut(i) else { break };
+            let n = trim(&mut newest.chunk, cutoff);
             if n > 0 {
-                self.dirty.insert(attr_key.clone());
+                mark_dirty(&mut self.dirty, self.epoch, attr_key, newest);
                 deleted += n;
             }
         }
@@ -625,7 +668,7 @@ mod tests {
         assert_eq!(w.retain_pending(5, 7, 2), (0, None));
         for a in &attrs {
             let key = (e.clone(), a.clone());
-            assert_eq!(w.newest[&key].points.first().map(|p| p.0), Some(5), "{a}: points from the cutoff on");
+            assert_eq!(w.newest[&key].chunk.points.first().map(|p| p.0), Some(5), "{a}: points from the cutoff on");
         }
     }
 
@@ -686,7 +729,7 @@ mod tests {
         assert!(w.take_dirty().is_empty(), "taking the dirty set marks the chunks clean");
         let chunks = w.newest_chunks(&dirty);
         assert_eq!(chunks.len(), 1);
-        assert!(Arc::ptr_eq(&chunks[0].1, &w.newest[&(e.clone(), a.clone())]), "no copy while commits wait");
+        assert!(Arc::ptr_eq(&chunks[0].1, &w.newest[&(e.clone(), a.clone())].chunk), "no copy while commits wait");
         // The writer goes on while the checkpoint is written: the chunk is copied on this write.
         w.record(&db, &e, &a, 10, Value::Integer(10)).unwrap();
         assert_eq!(chunks[0].1.points.len(), 10, "the checkpoint writes the chunk as it was");

@@ -1,5 +1,5 @@
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -13,7 +13,7 @@ use twin_fsync::FileSyncer;
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use twin_model::{AttrName, AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic, UnixMs};
+use twin_model::{AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic, UnixMs};
 
 use crate::{
     Change, EdgeProgress, StoreConfig, StoreError,
@@ -93,10 +93,10 @@ impl Store {
         let checkpoint_hurry = Arc::new(AtomicBool::new(false));
         let checkpointer = {
             let (db, syncer, durability) = (db.clone(), FileSyncer::new(&config.path)?, config.durability);
-            let (history, hurry) = (history.clone(), checkpoint_hurry.clone());
+            let (state, history, hurry) = (state.clone(), history.clone(), checkpoint_hurry.clone());
             std::thread::Builder::new()
                 .name("twin-checkpoint".into())
-                .spawn(move || checkpoint_thread(db, syncer, durability, history, hurry, jobs_rx, done_tx))?
+                .spawn(move || checkpoint_thread(db, syncer, durability, state, history, hurry, jobs_rx, done_tx))?
         };
         let (tx, rx) = mpsc::channel(config.queue_batches.max(1));
         let (changes_tx, _) = broadcast::channel(config.watch_buffer_groups.max(1));
@@ -426,7 +426,7 @@ struct Recovered {
     history: HistoryWriter,
     checkpoint: Checkpoint,
     stale_seq: u64,
-    /// Attributes the replay changed (not yet in a checkpoint), with their state.
+    /// Attributes the replay changed (not yet in a checkpoint).
     dirty: DirtyAttributes,
     /// Changes and stale points replayed.
     replayed: usize,
@@ -487,7 +487,7 @@ fn recover(db: &sled::Db, history_floor: UnixMs) -> Result<Recovered, StoreError
     };
     let mut state = State::from_parts(entities, edges, revision);
     let mut history = HistoryWriter::default();
-    let mut dirty = HashSet::new();
+    let mut dirty = DirtyAttributes::default();
     let mut replayed = 0;
     // Changes after the checkpoint, in revision order: latest state (last writer wins, as when they were
     // applied) and history.
@@ -529,12 +529,5 @@ fn recover(db: &sled::Db, history_floor: UnixMs) -> Result<Recovered, StoreError
             history.record(db, &p.entity, &p.attribute, p.observed_at, p.value)?;
         }
     }
-    let dirty = dirty
-        .into_iter()
-        .filter_map(|(id, attribute): (EntityId, AttrName)| {
-            let s = state.get(&id)?.attributes.get(&attribute)?.clone();
-            Some(((id, attribute), s))
-        })
-        .collect();
     Ok(Recovered { state, history, checkpoint, stale_seq, dirty, replayed })
 }

@@ -439,3 +439,40 @@ async fn steady_ingest_writes_no_sled_blob_files() {
     assert_eq!(blobs, 0, "steady ingest left {blobs} sled blob files");
     store.close();
 }
+
+/// A checkpoint writes the latest state of every attribute changed since the last one: those a history point
+/// listed, and those changed by an observation too old for history (issue 6: the committer no longer keeps a
+/// copy of each changed state; the checkpoint reads the current ones). Checked by reopening with the change
+/// log gone, so nothing can come from replaying it.
+#[tokio::test]
+async fn a_checkpoint_holds_every_changed_state_with_or_without_a_history_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || retention_config(dir.path(), std::time::Duration::from_secs(3_600));
+    let now = now_unix_ms();
+    {
+        let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+        let upserts = (0..3).map(|i| station(i, 112.9, 28.2)).collect();
+        store.write(WriteBatch { upserts, ..Default::default() }).await.unwrap();
+        for round in 0..3 {
+            let updates =
+                vec![pm25(0, 10.0 + round as f64, now - 5_000 + round), pm25(1, 20.0, now - 7_200_000 + round)];
+            applied(store.write(WriteBatch { updates, ..Default::default() }).await.unwrap());
+        }
+        store.close();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let log: Vec<_> = db.scan_prefix([twin_store::keys::CHANGELOG]).keys().map(|k| k.unwrap()).collect();
+        assert!(!log.is_empty());
+        for k in log {
+            db.remove(k).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
+    let reported = |i: usize| store.get(&station_id(i)).unwrap().reported("pm25").cloned();
+    assert_eq!(reported(0), Some(Value::Number(12.0)), "a state listed by its history points");
+    assert_eq!(reported(1), Some(Value::Number(20.0)), "a state changed by observations too old for history");
+    assert_eq!(reported(2), None);
+    store.close();
+}
