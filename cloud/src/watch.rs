@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tracing::Instrument;
-use twin_model::{AttributeState, Catalog};
+use twin_model::{AttrName, AttributeState, Catalog, Entity, Reported};
 use twin_proto::{
     convert::{attribute_to_pb, header_to_pb},
     pb::{self, change::Kind},
@@ -194,10 +194,29 @@ impl Watcher {
     }
 
     /// The changes that match the filter, in wire form. Attribute changes are matched against the
-    /// entity's current state.
+    /// entity's current state; consecutive ones of one entity share a [`pb::Change`] (see the proto): a fifth
+    /// of the messages' size and allocations, on both ends, when a station reports five values at once.
     fn render<'a>(&self, changes: impl Iterator<Item = &'a Change>) -> Vec<pb::Change> {
         let catalog = self.store.catalog();
-        self.store.with_state(|s| changes.filter_map(|c| render_change(s, catalog, &self.filter, c)).collect())
+        self.store.with_state(|s| {
+            let mut out: Vec<pb::Change> = Vec::new();
+            for c in changes {
+                if let Change::Attribute { revision, entity: id, attribute, reported } = c
+                    && let Some(last) = out.last_mut()
+                    && last.kind == Kind::Attributes as i32
+                    && last.entity_id == id.as_str()
+                    && !last.attributes.iter().any(|a| a.name == attribute.as_str())
+                    && let Some(entity) = s.get(id)
+                {
+                    // The same entity as the change before, so the filter matched it already.
+                    last.attributes.push(render_attribute(catalog, entity, attribute, reported));
+                    last.revision = *revision;
+                    continue;
+                }
+                out.extend(render_change(s, catalog, &self.filter, c));
+            }
+            out
+        })
     }
 }
 
@@ -216,20 +235,22 @@ fn render_change(s: &State, catalog: &Catalog, filter: &Filter, c: &Change) -> O
             entity: Some(header_to_pb(header, *revision)),
             attributes: Vec::new(),
         },
-        Change::Attribute { revision, entity: id, attribute, reported } => {
-            let unit = catalog
-                .get(&entity.header.entity_type)
-                .and_then(|d| d.attributes.get(attribute))
-                .and_then(|a| a.unit.as_deref());
-            let state = AttributeState { reported: Some(reported.clone()), desired: None };
-            pb::Change {
-                kind: Kind::Attributes as i32,
-                revision: *revision,
-                entity_id: id.to_string(),
-                entity_type,
-                entity: None,
-                attributes: vec![attribute_to_pb(attribute, &state, unit)],
-            }
-        }
+        Change::Attribute { revision, entity: id, attribute, reported } => pb::Change {
+            kind: Kind::Attributes as i32,
+            revision: *revision,
+            entity_id: id.to_string(),
+            entity_type,
+            entity: None,
+            attributes: vec![render_attribute(catalog, entity, attribute, reported)],
+        },
     })
+}
+
+fn render_attribute(catalog: &Catalog, entity: &Entity, attribute: &AttrName, reported: &Reported) -> pb::Attribute {
+    let unit = catalog
+        .get(&entity.header.entity_type)
+        .and_then(|d| d.attributes.get(attribute))
+        .and_then(|a| a.unit.as_deref());
+    let state = AttributeState { reported: Some(reported.clone()), desired: None };
+    attribute_to_pb(attribute, &state, unit)
 }
