@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p edge --example freshness -- [--rate 50000] [--seconds 60] [--warmup 5] \
-//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 500] [--per-second] \
+//!     [--sensors 10000] [--seal-interval-ms 200] [--batch-updates 250] [--per-second] \
 //!     [--os-buffered] [--checkpoint-s 30] [--edge-no-fsync] [--cloud-binary target/release/cloud]
 //! ```
 //!

@@ -47,13 +47,13 @@ pub struct OutboxConfig {
 
 impl OutboxConfig {
     /// The defaults for a directory: a 1 GiB budget, [`WhenFull::DropOldestHistory`], batches of at most
-    /// 500 updates or 100 KB, fsync on, 10,000 dead letters, a 32 MiB cache.
+    /// 250 updates or 100 KB, fsync on, 10,000 dead letters, a 32 MiB cache.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         OutboxConfig {
             path: path.into(),
             disk_budget_bytes: 1 << 30,
             when_full: WhenFull::default(),
-            max_batch_updates: 500,
+            max_batch_updates: 250,
             max_batch_bytes: 100_000,
             fsync: true,
             max_dead_letters: 10_000,
