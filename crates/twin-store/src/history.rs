@@ -595,6 +595,32 @@ mod tests {
         points(db, &none, e, a, i64::MIN, i64::MAX, usize::MAX).unwrap().points.into_iter().map(|p| p.0).collect()
     }
 
+    /// Lookups by reference find keys only if both hash alike: a change to how ids hash would otherwise
+    /// make every point start a chunk of its own.
+    #[test]
+    fn an_attribute_found_by_reference_hashes_as_its_key() {
+        use std::hash::BuildHasher;
+        let state = foldhash::fast::RandomState::default();
+        let key: AttrKey = (id("urn:ngsi-ld:AirQualityObserved:a:1"), AttrName::new("pm25").unwrap());
+        let probe = AttrRef("urn:ngsi-ld:AirQualityObserved:a:1", "pm25");
+        assert_eq!(state.hash_one(&key), state.hash_one(probe));
+        assert!(indexmap::Equivalent::equivalent(&probe, &key));
+        assert!(!indexmap::Equivalent::equivalent(&AttrRef("urn:ngsi-ld:AirQualityObserved:a:1", "pm10"), &key));
+    }
+
+    #[test]
+    fn a_point_is_listed_dirty_once_per_checkpoint_and_again_after() {
+        let (_dir, db, e, a) = fixture();
+        let mut w = HistoryWriter::default();
+        for t in 0..10 {
+            w.record(&db, &e, &a, t, Value::Number(t as f64)).unwrap();
+        }
+        assert_eq!(w.take_dirty().len(), 1);
+        assert!(w.take_dirty().is_empty());
+        w.record(&db, &e, &a, 10, Value::Number(10.0)).unwrap();
+        assert_eq!(w.take_dirty().len(), 1, "listed again in the next epoch");
+    }
+
     #[test]
     fn chunks_roll_over_and_late_points_land_in_order() {
         let (_dir, db, e, a) = fixture();
