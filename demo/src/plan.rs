@@ -154,7 +154,9 @@ impl DemoOptions {
         if !(self.speed.is_finite() && self.speed > 0.0) {
             return Err(PlanError::Speed(self.speed));
         }
-        for name in BINARIES {
+        // `--viewer off` runs without the viewer, so it need not be built (its wgpu stack is the slowest build).
+        let needed = BINARIES.into_iter().filter(|&name| name != "viewer" || self.viewer != ViewerMode::Off);
+        for name in needed {
             if !self.bin_dir.join(name).is_file() {
                 return Err(PlanError::MissingBinary { name, dir: self.bin_dir.display().to_string() });
             }
@@ -296,6 +298,21 @@ mod tests {
             seed: 7,
             history: Duration::from_secs(900),
         }
+    }
+
+    #[test]
+    fn the_viewer_binary_is_needed_only_when_the_viewer_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["cloud", "edge"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let in_dir = |viewer| DemoOptions { bin_dir: dir.path().into(), ..options(viewer) };
+        in_dir(ViewerMode::Off).check().unwrap();
+        let missing = in_dir(ViewerMode::Headless).check().unwrap_err();
+        assert!(matches!(missing, PlanError::MissingBinary { name: "viewer", .. }), "{missing}");
+        std::fs::remove_file(dir.path().join("edge")).unwrap();
+        let missing = in_dir(ViewerMode::Off).check().unwrap_err();
+        assert!(matches!(missing, PlanError::MissingBinary { name: "edge", .. }), "{missing}");
     }
 
     fn strings(spec: &PartSpec) -> Vec<String> {
