@@ -26,7 +26,7 @@ use twin_model::{AttrName, AttributeState, Catalog, EntityId, Reported, UnixMs, 
 
 use crate::{
     Durability, EdgeProgress, StoreError,
-    changes::{Change, ChangeGroup, SharedChanges, StalePoint, log_records},
+    changes::{Change, ChangeGroup, LogCompressor, SharedChanges, StalePoint, log_records},
     history::{AttrKey, DirtyChunks, HistoryWriter},
     keys,
     state::State,
@@ -273,6 +273,8 @@ pub(crate) struct Committer {
     pub dirty: DirtyAttributes,
     /// Changes of the current group.
     pub changes: Vec<Change>,
+    /// Compresses the change-log records.
+    pub log_compressor: LogCompressor,
     /// Stale points of the current group.
     pub stale: Vec<StalePoint>,
 }
@@ -372,7 +374,7 @@ impl Committer {
                 return;
             }
         };
-        for (first_revision, record) in log_records(&self.changes) {
+        for (first_revision, record) in log_records(&self.changes, &mut self.log_compressor) {
             sled_batch.insert(&keys::changelog(first_revision), record);
         }
         if !self.stale.is_empty() {

@@ -4,7 +4,7 @@
 //!
 //! | key                                          | value (postcard)                                  | written          |
 //! |----------------------------------------------|---------------------------------------------------|------------------|
-//! | `C` first revision (8 B)                     | `Vec<`[`crate::Change`]`>`: the change log        | every group      |
+//! | `C` first revision (8 B)                     | `Vec<`[`crate::Change`]`>`: the change log, zstd-compressed (bare before 2026-12-04) | every group |
 //! | `W` sequence (8 B)                           | `Vec<`[`crate::changes::StalePoint`]`>`           | groups with stale points |
 //! | `D` edge id                                  | last applied seq, updates delivered (8 B + 8 B)   | every group      |
 //! | `M` `revision`                               | current revision (8 B)                            | every group      |

@@ -17,8 +17,8 @@ use twin_model::{AttributeState, Catalog, EdgeId, Entity, EntityId, EntityStatic
 
 use crate::{
     Change, EdgeProgress, StoreConfig, StoreError,
-    changes::SharedChanges,
     changes::StalePoint,
+    changes::{LogCompressor, SharedChanges, decode_log_record},
     commit::{Checkpoint, Committer, DirtyAttributes, Request, checkpoint_thread},
     history,
     history::HistoryWriter,
@@ -124,6 +124,7 @@ impl Store {
             stale_seq: recovered.stale_seq,
             dirty: recovered.dirty,
             changes: Vec::new(),
+            log_compressor: LogCompressor::new(),
             stale: Vec::new(),
         };
         if recovered.replayed > 0 {
@@ -241,7 +242,8 @@ impl Store {
             if k.first() != Some(&keys::CHANGELOG) || out.len() >= max {
                 break;
             }
-            let record: Vec<Change> = decode(&k, &v)?;
+            let record =
+                decode_log_record(&v).map_err(|reason| StoreError::Corrupt { key: keys::escaped(&k), reason })?;
             out.extend(record.into_iter().filter(|c| c.revision() > after));
         }
         Ok(out)
@@ -496,7 +498,7 @@ fn recover(db: &sled::Db, history_floor: UnixMs) -> Result<Recovered, StoreError
         if k.first() != Some(&keys::CHANGELOG) {
             break;
         }
-        let record: Vec<Change> = decode(&k, &v)?;
+        let record = decode_log_record(&v).map_err(|reason| StoreError::Corrupt { key: keys::escaped(&k), reason })?;
         for change in record.into_iter().filter(|c| c.revision() > checkpoint.revision) {
             replayed += 1;
             match change {

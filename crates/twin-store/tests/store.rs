@@ -476,3 +476,42 @@ async fn a_checkpoint_holds_every_changed_state_with_or_without_a_history_point(
     assert_eq!(reported(2), None);
     store.close();
 }
+
+/// Change-log records are compressed since 2026-12-04 (issue 6); a store whose log holds records written
+/// before, bare postcard, replays them as it always did.
+#[tokio::test]
+async fn a_log_written_before_compression_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = now_unix_ms();
+    let revision = {
+        let store = open(dir.path());
+        store.write(WriteBatch { upserts: vec![station(1, 112.9, 28.2)], ..Default::default() }).await.unwrap();
+        let revision = store.revision();
+        store.close();
+        revision
+    };
+    {
+        // As an older version would have logged one more change, and crashed before checkpointing it.
+        let db = sled::open(dir.path()).unwrap();
+        let next = revision + 1;
+        let reported = twin_model::Reported {
+            value: Value::Number(42.0),
+            observed_at: now - 1_000,
+            received_at: now,
+            revision: next,
+        };
+        let change = Change::Attribute {
+            revision: next,
+            entity: station_id(1),
+            attribute: AttrName::new("pm25").unwrap(),
+            reported,
+        };
+        db.insert(twin_store::keys::changelog(next), postcard::to_allocvec(&vec![change]).unwrap()).unwrap();
+        db.insert(twin_store::keys::REVISION, &next.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.get(&station_id(1)).unwrap().reported("pm25"), Some(&Value::Number(42.0)));
+    assert_eq!(store.changes_after(revision, 10).unwrap().len(), 1);
+    store.close();
+}
