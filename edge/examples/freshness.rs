@@ -311,6 +311,22 @@ fn disk_write_bytes() -> Option<u64> {
     io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// Bytes the machine's disks have written so far, every process included (Linux `/sys/block/*/stat`, whole
+/// disks, not loop or RAM devices), if known. Unlike `write_bytes`, which counts a page each time a write
+/// dirties it again after a flush (several times per page for sled's small flushes), this is what the disk did.
+fn device_write_bytes() -> Option<u64> {
+    let mut sectors = 0u64;
+    for entry in std::fs::read_dir("/sys/block").ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        sectors += stat.split_whitespace().nth(6)?.parse::<u64>().ok()?;
+    }
+    Some(sectors * 512)
+}
+
 /// The CPU pressure line of the machine (Linux PSI): how often runnable tasks waited for a core.
 fn cpu_pressure() -> String {
     std::fs::read_to_string("/proc/pressure/cpu")
@@ -483,6 +499,7 @@ async fn main() -> Result<()> {
     let run_for = Duration::from_secs_f64(args.warmup + args.seconds);
     let cpu_before = thread_cpu_s();
     let written_before = disk_write_bytes();
+    let device_before = device_write_bytes();
     let pressure_before = cpu_pressure();
     let started = Instant::now();
     let source_task =
@@ -512,6 +529,7 @@ async fn main() -> Result<()> {
     }
     let cpu = thread_cpu_s();
     let written = disk_write_bytes().zip(written_before).map(|(a, b)| a.saturating_sub(b));
+    let device_written = device_write_bytes().zip(device_before).map(|(a, b)| a.saturating_sub(b));
     let pressure_after = cpu_pressure();
     let end = stats.borrow().clone();
     stop.cancel();
@@ -630,8 +648,9 @@ async fn main() -> Result<()> {
     println!();
     println!("CPU during the run ({:.1} s), by thread (Linux): {}", started.elapsed().as_secs_f64(), used.join(", "));
     println!(
-        "written to disk by this process (the edge, and the cloud when in process): {}; machine CPU pressure (PSI some) before: {pressure_before}; after: \
-         {pressure_after}",
+        "written by the machine's disks: {} (pages this process dirtied, counted again each time a flush made \
+         them clean: {}); machine CPU pressure (PSI some) before: {pressure_before}; after: {pressure_after}",
+        device_written.map_or("unknown".into(), |b| format!("{:.0} MB", b as f64 / 1e6)),
         written.map_or("unknown".into(), |b| format!("{:.0} MB", b as f64 / 1e6))
     );
     Ok(())
