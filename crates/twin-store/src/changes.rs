@@ -11,6 +11,8 @@ use std::{fmt, sync::Arc};
 use serde::{Deserialize, Serialize};
 use twin_model::{AttrName, EntityId, EntityStatic, Reported, UnixMs, Value};
 
+use crate::{StoreError, keys};
+
 /// The most bytes a change-log record takes as stored. sled 0.34 keeps up to 17 records in a leaf and rewrites
 /// the whole leaf when it consolidates it; a leaf over 128 KiB goes to a separate blob file, which the group
 /// commit must then fsync with its directory. With records of up to 512 changes (about 45 KB) a fifth of the
@@ -93,26 +95,25 @@ fn raw_records(changes: &[Change], limit: usize) -> Vec<(std::ops::Range<usize>,
     records
 }
 
-/// A postcard sequence: its length as a varint, then the elements already encoded in `body`.
+/// A postcard sequence: its length (postcard writes a sequence's length as it writes a `usize`), then the
+/// elements already encoded in `body`.
 fn seq_record(count: usize, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 10);
-    let mut n = count as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+    #[allow(clippy::expect_used)]
+    let mut out = postcard::to_extend(&count, Vec::with_capacity(body.len() + 10))
+        .expect("postcard encodes plain in-memory records");
     out.extend_from_slice(body);
     out
 }
 
-/// The changes of a change-log record, compressed or not; the error says what is wrong with it.
-pub(crate) fn decode_log_record(record: &[u8]) -> Result<Vec<Change>, String> {
+/// The changes of the change-log record stored at `key`, compressed or not; [`StoreError::Corrupt`] names the
+/// key and what is wrong with the record.
+pub(crate) fn decode_log_record(key: &[u8], record: &[u8]) -> Result<Vec<Change>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { key: keys::escaped(key), reason };
     if record.starts_with(&ZSTD_MAGIC) {
-        let raw = zstd::decode_all(record).map_err(|e| format!("compressed change-log record: {e}"))?;
-        postcard::from_bytes(&raw).map_err(|e| e.to_string())
+        let raw = zstd::decode_all(record).map_err(|e| corrupt(format!("compressed change-log record: {e}")))?;
+        postcard::from_bytes(&raw).map_err(|e| corrupt(e.to_string()))
     } else {
-        postcard::from_bytes(record).map_err(|e| e.to_string())
+        postcard::from_bytes(record).map_err(|e| corrupt(e.to_string()))
     }
 }
 
@@ -221,7 +222,7 @@ mod tests {
     fn decoded(records: &[(u64, Vec<u8>)]) -> Vec<Change> {
         let mut out = Vec::new();
         for (first, record) in records {
-            let part = decode_log_record(record).unwrap();
+            let part = decode_log_record(&keys::changelog(*first), record).unwrap();
             assert_eq!(part[0].revision(), *first);
             out.extend(part);
         }
@@ -259,7 +260,7 @@ mod tests {
         let changes: Vec<Change> = (1..=20).map(|r| change(r, r)).collect();
         let old = postcard::to_allocvec(&changes).unwrap();
         assert!(!old.starts_with(&ZSTD_MAGIC));
-        assert_eq!(decode_log_record(&old).unwrap(), changes);
+        assert_eq!(decode_log_record(&keys::changelog(1), &old).unwrap(), changes);
         // Without a working compressor the records are bare postcard, as before.
         let records = log_records(&changes, &mut LogCompressor(None));
         assert_eq!(records, vec![(1, old)]);
@@ -281,6 +282,7 @@ mod tests {
         let (_, mut record) = log_records(&changes, &mut LogCompressor::new()).remove(0);
         let middle = record.len() / 2;
         record.truncate(middle);
-        assert!(decode_log_record(&record).unwrap_err().contains("compressed change-log record"));
+        let err = decode_log_record(&keys::changelog(1), &record).unwrap_err().to_string();
+        assert!(err.contains("compressed change-log record"), "{err}");
     }
 }

@@ -6,8 +6,9 @@
 //! `checkpoint_interval`: between two groups it takes the lists of what changed (in constant time) and hands
 //! them to the checkpoint thread, which reads each attribute's current state and shares its newest history
 //! chunk (copy-on-write) a slice at a time, writes them record by record, paced, while groups go on, then, once
-//! those are durable, a marker of the revision it covers. At shutdown it checkpoints synchronously. Recovery replays the log after the marker. Retention
-//! hands it expired history chunks a slice at a time, between groups.
+//! those are durable, a marker of the revision it covers. At shutdown it checkpoints synchronously. Recovery
+//! replays the log after the marker. Retention hands it expired history chunks a slice at a time, between
+//! groups.
 
 use std::{
     sync::{

@@ -222,8 +222,8 @@ impl HistoryWriter {
                 self.newest.insert_full(key, newest).0
             }
         };
-        // The index was just found or inserted.
-        let Some((key, newest)) = self.newest.get_index_mut(index) else { return Err(StoreError::Failed) };
+        #[allow(clippy::expect_used)]
+        let (key, newest) = self.newest.get_index_mut(index).expect("the index was just found or inserted");
         if t >= newest.chunk.start {
             if newest.chunk.points.len() >= CHUNK_POINTS && t > newest.chunk.last_time() {
                 // The full chunk may not be in a durable checkpoint yet: keep it pending (rewriting it once

@@ -242,8 +242,7 @@ impl Store {
             if k.first() != Some(&keys::CHANGELOG) || out.len() >= max {
                 break;
             }
-            let record =
-                decode_log_record(&v).map_err(|reason| StoreError::Corrupt { key: keys::escaped(&k), reason })?;
+            let record = decode_log_record(&k, &v)?;
             out.extend(record.into_iter().filter(|c| c.revision() > after));
         }
         Ok(out)
@@ -498,7 +497,7 @@ fn recover(db: &sled::Db, history_floor: UnixMs) -> Result<Recovered, StoreError
         if k.first() != Some(&keys::CHANGELOG) {
             break;
         }
-        let record = decode_log_record(&v).map_err(|reason| StoreError::Corrupt { key: keys::escaped(&k), reason })?;
+        let record = decode_log_record(&k, &v)?;
         for change in record.into_iter().filter(|c| c.revision() > checkpoint.revision) {
             replayed += 1;
             match change {

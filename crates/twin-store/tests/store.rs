@@ -45,6 +45,15 @@ fn pm25(i: usize, v: f64, observed_at: i64) -> AttributeUpdate {
     }
 }
 
+/// Edits the sled database of a closed store directly (as a crash or an older version would have left it),
+/// then flushes.
+fn edit_on_disk<R>(dir: &std::path::Path, edit: impl FnOnce(&sled::Db) -> R) -> R {
+    let db = sled::open(dir).unwrap();
+    let out = edit(&db);
+    db.flush().unwrap();
+    out
+}
+
 fn applied(o: WriteOutcome) -> twin_store::WriteSummary {
     match o {
         WriteOutcome::Applied(s) => s,
@@ -342,10 +351,9 @@ async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
         rounds(&store, 0, 10).await;
         store.close();
     }
-    let first_marker = {
-        let db = sled::open(dir.path()).unwrap();
+    let first_marker = edit_on_disk(dir.path(), |db| {
         db.get(twin_store::keys::CHECKPOINT).unwrap().expect("a checkpoint marker after close")
-    };
+    });
     let attr = AttrName::new("pm25").unwrap();
     let ids: Vec<EntityId> = (0..n).map(station_id).collect();
     let snapshot = |store: &Store| {
@@ -370,11 +378,7 @@ async fn recovery_over_checkpoint_records_newer_than_their_marker_is_exact() {
         expected
     };
     // The crash: the second checkpoint's records are on disk, its marker is not.
-    {
-        let db = sled::open(dir.path()).unwrap();
-        db.insert(twin_store::keys::CHECKPOINT, first_marker).unwrap();
-        db.flush().unwrap();
-    }
+    edit_on_disk(dir.path(), |db| db.insert(twin_store::keys::CHECKPOINT, first_marker).unwrap());
     let store = open(dir.path());
     assert!(snapshot(&store) == expected, "recovery over newer checkpoint records differs from the store before");
     store.close();
@@ -396,11 +400,7 @@ async fn a_replayed_change_older_than_the_retention_window_stays_out_of_history(
         store.close();
     }
     // As after a crash before the first checkpoint: the whole log replays.
-    {
-        let db = sled::open(dir.path()).unwrap();
-        db.remove(twin_store::keys::CHECKPOINT).unwrap();
-        db.flush().unwrap();
-    }
+    edit_on_disk(dir.path(), |db| db.remove(twin_store::keys::CHECKPOINT).unwrap());
     let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
     let id = station_id(1);
     let attr = AttrName::new("pm25").unwrap();
@@ -460,15 +460,13 @@ async fn a_checkpoint_holds_every_changed_state_with_or_without_a_history_point(
         }
         store.close();
     }
-    {
-        let db = sled::open(dir.path()).unwrap();
+    edit_on_disk(dir.path(), |db| {
         let log: Vec<_> = db.scan_prefix([twin_store::keys::CHANGELOG]).keys().map(|k| k.unwrap()).collect();
         assert!(!log.is_empty());
         for k in log {
             db.remove(k).unwrap();
         }
-        db.flush().unwrap();
-    }
+    });
     let store = Store::open(config(), Arc::new(Catalog::builtin())).unwrap();
     let reported = |i: usize| store.get(&station_id(i)).unwrap().reported("pm25").cloned();
     assert_eq!(reported(0), Some(Value::Number(12.0)), "a state listed by its history points");
@@ -490,9 +488,8 @@ async fn a_log_written_before_compression_replays() {
         store.close();
         revision
     };
-    {
-        // As an older version would have logged one more change, and crashed before checkpointing it.
-        let db = sled::open(dir.path()).unwrap();
+    // As an older version would have logged one more change, and crashed before checkpointing it.
+    edit_on_disk(dir.path(), |db| {
         let next = revision + 1;
         let reported = twin_model::Reported {
             value: Value::Number(42.0),
@@ -508,8 +505,7 @@ async fn a_log_written_before_compression_replays() {
         };
         db.insert(twin_store::keys::changelog(next), postcard::to_allocvec(&vec![change]).unwrap()).unwrap();
         db.insert(twin_store::keys::REVISION, &next.to_be_bytes()).unwrap();
-        db.flush().unwrap();
-    }
+    });
     let store = open(dir.path());
     assert_eq!(store.get(&station_id(1)).unwrap().reported("pm25"), Some(&Value::Number(42.0)));
     assert_eq!(store.changes_after(revision, 10).unwrap().len(), 1);
